@@ -1,0 +1,415 @@
+//! Conversions between proto messages and domain types. Incoming messages are
+//! checked field by field here; errors name the field's path.
+
+use crate::domain::{
+    Agent, AgentKind, ChannelCapacity, ChannelThresholds, Disposition, EntryPoint, Queue,
+    QueueLimits, RoutingStep, SelectionStrategy, Skill, SkillRequirement, Validate,
+};
+use crate::error::{Error, Result};
+use crate::proto::v1 as pb;
+
+/// Reads a count or duration field that must not be negative.
+fn non_negative(field: &str, value: i32) -> Result<u32> {
+    u32::try_from(value)
+        .map_err(|_| Error::invalid(field, format!("must not be negative, got {value}")))
+}
+
+/// Reads a proficiency field: 1 to 5.
+fn level(field: &str, value: i32) -> Result<u8> {
+    match u8::try_from(value) {
+        Ok(level @ 1..=5) => Ok(level),
+        _ => Err(Error::invalid(
+            field,
+            format!("proficiency must be between 1 and 5, got {value}"),
+        )),
+    }
+}
+
+/// Reads a required sub-message.
+pub fn required<'a, T>(field: &str, value: &'a Option<T>) -> Result<&'a T> {
+    value
+        .as_ref()
+        .ok_or_else(|| Error::invalid(field, "is required"))
+}
+
+/// Reads skill requirements.
+pub fn requirements(field: &str, list: &[pb::SkillRequirement]) -> Result<Vec<SkillRequirement>> {
+    let mut out = Vec::with_capacity(list.len());
+    for (i, requirement) in list.iter().enumerate() {
+        out.push(SkillRequirement {
+            skill: requirement.skill.as_str().into(),
+            min_level: level(&format!("{field}[{i}].min_level"), requirement.min_level)?,
+        });
+    }
+    Ok(out)
+}
+
+/// Proto skill → domain skill, validated.
+pub fn skill_from_proto(skill: &pb::Skill) -> Result<Skill> {
+    let skill = Skill {
+        name: skill.name.as_str().into(),
+        description: skill.description.clone(),
+    };
+    skill.validate()?;
+    Ok(skill)
+}
+
+/// Domain skill → proto skill.
+pub fn skill_to_proto(skill: Skill) -> pb::Skill {
+    pb::Skill {
+        name: skill.name.to_string(),
+        description: skill.description,
+    }
+}
+
+/// Reads an optional disposition.
+fn disposition_from_proto(
+    field: &str,
+    disposition: &Option<pb::Disposition>,
+) -> Result<Option<Disposition>> {
+    let Some(disposition) = disposition else {
+        return Ok(None);
+    };
+    let Some(kind) = &disposition.kind else {
+        return Err(Error::invalid(field, "a disposition needs a kind"));
+    };
+    let disposition = match kind {
+        pb::disposition::Kind::Reject(_) => Disposition::Reject,
+        pb::disposition::Kind::OverflowQueue(queue) => Disposition::Overflow {
+            queue: queue.as_str().into(),
+        },
+        pb::disposition::Kind::Voicemail(_) => Disposition::Voicemail,
+        pb::disposition::Kind::Callback(_) => Disposition::Callback,
+        pb::disposition::Kind::DisconnectMessage(message) => Disposition::Disconnect {
+            message: message.clone(),
+        },
+    };
+    Ok(Some(disposition))
+}
+
+/// Writes an optional disposition.
+fn disposition_to_proto(disposition: Option<Disposition>) -> Option<pb::Disposition> {
+    let kind = match disposition? {
+        Disposition::Reject => pb::disposition::Kind::Reject(pb::disposition::Reject {}),
+        Disposition::Overflow { queue } => pb::disposition::Kind::OverflowQueue(queue.to_string()),
+        Disposition::Voicemail => pb::disposition::Kind::Voicemail(pb::disposition::Voicemail {}),
+        Disposition::Callback => pb::disposition::Kind::Callback(pb::disposition::Callback {}),
+        Disposition::Disconnect { message } => pb::disposition::Kind::DisconnectMessage(message),
+    };
+    Some(pb::Disposition { kind: Some(kind) })
+}
+
+/// Reads an optional field with a default, refusing negative values.
+fn optional_non_negative(field: &str, value: Option<i32>, default: u32) -> Result<u32> {
+    match value {
+        Some(value) => non_negative(field, value),
+        None => Ok(default),
+    }
+}
+
+/// Proto queue → domain queue, with documented defaults for absent fields, validated.
+pub fn queue_from_proto(queue: &pb::Queue) -> Result<Queue> {
+    let defaults = Queue::new(queue.id.as_str().into());
+    let mut steps = Vec::with_capacity(queue.steps.len());
+    for (i, step) in queue.steps.iter().enumerate() {
+        steps.push(RoutingStep {
+            requirements: requirements(&format!("steps[{i}].requirements"), &step.requirements)?,
+            match_language: step.match_language,
+            duration_secs: step
+                .duration_secs
+                .map(|secs| non_negative(&format!("steps[{i}].duration_secs"), secs))
+                .transpose()?,
+        });
+    }
+    if steps.is_empty() {
+        steps = defaults.steps.clone();
+    }
+    let sl_thresholds = match &queue.sl_thresholds {
+        Some(t) => ChannelThresholds {
+            voice: non_negative("sl_thresholds.voice", t.voice)?,
+            chat: non_negative("sl_thresholds.chat", t.chat)?,
+            video: non_negative("sl_thresholds.video", t.video)?,
+        },
+        None => defaults.sl_thresholds,
+    };
+    let strategy = match pb::SelectionStrategy::try_from(queue.strategy) {
+        Ok(pb::SelectionStrategy::Unspecified | pb::SelectionStrategy::LongestIdle) => {
+            SelectionStrategy::LongestIdle
+        }
+        Ok(pb::SelectionStrategy::MostSkilled) => SelectionStrategy::MostSkilled,
+        Ok(pb::SelectionStrategy::RoundRobin) => SelectionStrategy::RoundRobin,
+        Ok(pb::SelectionStrategy::LeastOccupied) => SelectionStrategy::LeastOccupied,
+        Err(_) => {
+            return Err(Error::invalid(
+                "strategy",
+                format!("unknown strategy {}", queue.strategy),
+            ));
+        }
+    };
+    let limits = match &queue.limits {
+        Some(limits) => QueueLimits {
+            max_waiting: limits
+                .max_waiting
+                .map(|n| non_negative("limits.max_waiting", n))
+                .transpose()?,
+            when_full: disposition_from_proto("limits.when_full", &limits.when_full)?,
+            max_wait_secs: limits
+                .max_wait_secs
+                .map(|n| non_negative("limits.max_wait_secs", n))
+                .transpose()?,
+            when_max_wait: disposition_from_proto("limits.when_max_wait", &limits.when_max_wait)?,
+            when_no_agents: disposition_from_proto(
+                "limits.when_no_agents",
+                &limits.when_no_agents,
+            )?,
+        },
+        None => QueueLimits::default(),
+    };
+    let domain = Queue {
+        id: defaults.id.clone(),
+        description: queue.description.clone(),
+        steps,
+        strategy,
+        priority: queue.priority,
+        priority_aging_secs: queue
+            .priority_aging_secs
+            .map(|secs| non_negative("priority_aging_secs", secs))
+            .transpose()?,
+        sl_thresholds,
+        sl_target: queue.sl_target.unwrap_or(defaults.sl_target),
+        offer_timeout_secs: optional_non_negative(
+            "offer_timeout_secs",
+            queue.offer_timeout_secs,
+            defaults.offer_timeout_secs,
+        )?,
+        wrap_up_secs: non_negative("wrap_up_secs", queue.wrap_up_secs)?,
+        max_no_answer: optional_non_negative(
+            "max_no_answer",
+            queue.max_no_answer,
+            defaults.max_no_answer,
+        )?,
+        reoffer_delay_secs: optional_non_negative(
+            "reoffer_delay_secs",
+            queue.reoffer_delay_secs,
+            defaults.reoffer_delay_secs,
+        )?,
+        limits,
+    };
+    domain.validate()?;
+    Ok(domain)
+}
+
+/// Converts a stored count back to a proto `int32`.
+fn to_i32(value: u32) -> i32 {
+    i32::try_from(value).unwrap_or(i32::MAX)
+}
+
+/// Domain queue → proto queue.
+pub fn queue_to_proto(queue: Queue) -> pb::Queue {
+    let mut steps = Vec::with_capacity(queue.steps.len());
+    for step in queue.steps {
+        steps.push(pb::RoutingStep {
+            requirements: requirements_to_proto(step.requirements),
+            match_language: step.match_language,
+            duration_secs: step.duration_secs.map(to_i32),
+        });
+    }
+    let strategy = match queue.strategy {
+        SelectionStrategy::LongestIdle => pb::SelectionStrategy::LongestIdle,
+        SelectionStrategy::MostSkilled => pb::SelectionStrategy::MostSkilled,
+        SelectionStrategy::RoundRobin => pb::SelectionStrategy::RoundRobin,
+        SelectionStrategy::LeastOccupied => pb::SelectionStrategy::LeastOccupied,
+    };
+    pb::Queue {
+        id: queue.id.to_string(),
+        description: queue.description,
+        steps,
+        strategy: strategy as i32,
+        priority: queue.priority,
+        priority_aging_secs: queue.priority_aging_secs.map(to_i32),
+        sl_thresholds: Some(pb::ChannelThresholds {
+            voice: to_i32(queue.sl_thresholds.voice),
+            chat: to_i32(queue.sl_thresholds.chat),
+            video: to_i32(queue.sl_thresholds.video),
+        }),
+        sl_target: Some(queue.sl_target),
+        offer_timeout_secs: Some(to_i32(queue.offer_timeout_secs)),
+        wrap_up_secs: to_i32(queue.wrap_up_secs),
+        max_no_answer: Some(to_i32(queue.max_no_answer)),
+        reoffer_delay_secs: Some(to_i32(queue.reoffer_delay_secs)),
+        limits: Some(pb::QueueLimits {
+            max_waiting: queue.limits.max_waiting.map(to_i32),
+            when_full: disposition_to_proto(queue.limits.when_full),
+            max_wait_secs: queue.limits.max_wait_secs.map(to_i32),
+            when_max_wait: disposition_to_proto(queue.limits.when_max_wait),
+            when_no_agents: disposition_to_proto(queue.limits.when_no_agents),
+        }),
+    }
+}
+
+/// Domain requirements → proto requirements.
+pub fn requirements_to_proto(list: Vec<SkillRequirement>) -> Vec<pb::SkillRequirement> {
+    let mut out = Vec::with_capacity(list.len());
+    for requirement in list {
+        out.push(pb::SkillRequirement {
+            skill: requirement.skill.to_string(),
+            min_level: i32::from(requirement.min_level),
+        });
+    }
+    out
+}
+
+/// Proto entry point → domain entry point, validated.
+pub fn entry_point_from_proto(entry_point: &pb::EntryPoint) -> Result<EntryPoint> {
+    let domain = EntryPoint {
+        address: entry_point.address.as_str().into(),
+        queue: entry_point.queue.as_str().into(),
+        description: entry_point.description.clone(),
+    };
+    domain.validate()?;
+    Ok(domain)
+}
+
+/// Domain entry point → proto entry point.
+pub fn entry_point_to_proto(entry_point: EntryPoint) -> pb::EntryPoint {
+    pb::EntryPoint {
+        address: entry_point.address.to_string(),
+        queue: entry_point.queue.to_string(),
+        description: entry_point.description,
+    }
+}
+
+/// Proto agent → domain agent, with documented defaults, validated.
+pub fn agent_from_proto(agent: &pb::Agent) -> Result<Agent> {
+    let mut skills = Vec::with_capacity(agent.skills.len());
+    for (i, skill) in agent.skills.iter().enumerate() {
+        skills.push((
+            skill.skill.as_str().into(),
+            level(&format!("skills[{i}].level"), skill.level)?,
+        ));
+    }
+    let capacity = match &agent.capacity {
+        Some(c) => ChannelCapacity {
+            voice: non_negative("capacity.voice", c.voice)?,
+            chat: non_negative("capacity.chat", c.chat)?,
+            video: non_negative("capacity.video", c.video)?,
+        },
+        None => ChannelCapacity::default(),
+    };
+    let kind = match pb::AgentKind::try_from(agent.kind) {
+        Ok(pb::AgentKind::Unspecified | pb::AgentKind::Formal) => AgentKind::Formal,
+        Ok(pb::AgentKind::Informal) => AgentKind::Informal,
+        Err(_) => {
+            return Err(Error::invalid(
+                "kind",
+                format!("unknown agent kind {}", agent.kind),
+            ));
+        }
+    };
+    let mut queues = Vec::with_capacity(agent.queues.len());
+    for queue in &agent.queues {
+        queues.push(queue.as_str().into());
+    }
+    let domain = Agent {
+        id: agent.id.as_str().into(),
+        display_name: agent.display_name.clone(),
+        uc_address: agent.uc_address.clone(),
+        kind,
+        skills,
+        capacity,
+        chat_during_calls: agent.chat_during_calls,
+        queues,
+    };
+    domain.validate()?;
+    Ok(domain)
+}
+
+/// Domain agent → proto agent.
+pub fn agent_to_proto(agent: Agent) -> pb::Agent {
+    let mut skills = Vec::with_capacity(agent.skills.len());
+    for (skill, level) in agent.skills {
+        skills.push(pb::AgentSkill {
+            skill: skill.to_string(),
+            level: i32::from(level),
+        });
+    }
+    let kind = match agent.kind {
+        AgentKind::Formal => pb::AgentKind::Formal,
+        AgentKind::Informal => pb::AgentKind::Informal,
+    };
+    pb::Agent {
+        id: agent.id.to_string(),
+        display_name: agent.display_name,
+        uc_address: agent.uc_address,
+        kind: kind as i32,
+        skills,
+        capacity: Some(pb::ChannelCapacity {
+            voice: to_i32(agent.capacity.voice),
+            chat: to_i32(agent.capacity.chat),
+            video: to_i32(agent.capacity.video),
+        }),
+        chat_during_calls: agent.chat_during_calls,
+        queues: agent.queues.iter().map(ToString::to_string).collect(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_queue_without_optional_fields_gets_the_documented_defaults() {
+        let queue = queue_from_proto(&pb::Queue {
+            id: "sales".into(),
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(queue, Queue::new("sales".into()));
+    }
+
+    #[test]
+    fn a_negative_threshold_names_its_field() {
+        let err = queue_from_proto(&pb::Queue {
+            id: "sales".into(),
+            sl_thresholds: Some(pb::ChannelThresholds {
+                voice: -1,
+                chat: 60,
+                video: 20,
+            }),
+            ..Default::default()
+        })
+        .unwrap_err();
+        assert_eq!(
+            err,
+            Error::invalid("sl_thresholds.voice", "must not be negative, got -1")
+        );
+    }
+
+    #[test]
+    fn a_queue_round_trips_through_proto() {
+        let mut queue = Queue::new("support".into());
+        queue.steps = vec![
+            RoutingStep {
+                requirements: vec![SkillRequirement {
+                    skill: "billing".into(),
+                    min_level: 4,
+                }],
+                match_language: true,
+                duration_secs: Some(30),
+            },
+            RoutingStep {
+                requirements: Vec::new(),
+                match_language: false,
+                duration_secs: None,
+            },
+        ];
+        queue.limits.when_max_wait = Some(Disposition::Overflow {
+            queue: "overflow".into(),
+        });
+        queue.limits.max_wait_secs = Some(600);
+        assert_eq!(
+            queue_from_proto(&queue_to_proto(queue.clone())).unwrap(),
+            queue
+        );
+    }
+}

@@ -1,0 +1,27 @@
+//! Switchboard: an automatic call distributor (ACD) for contact centres.
+//!
+//! The interop bridge hands every incoming call, chat or video session to
+//! Switchboard over gRPC; a skills-based routing engine offers it to the best
+//! available agent; supervisors manage the centre over gRPC and operations
+//! watch Prometheus metrics. The layout follows that architecture:
+//!
+//! - [`domain`]: ids, channels, presence and the centre's configuration
+//!   (skills, queues with routing steps, entry points, agents), with the
+//!   validation every layer shares.
+//! - [`store`]: the system of record behind one async trait, with SQLite (the
+//!   embedded default) and PostgreSQL back-ends sharing their SQL.
+//! - [`grpc`]: the adapters that decode and check `switchboard.v1` requests
+//!   and map [`error::Error`] to status codes in one place.
+//! - [`proto`]: the generated contract, compiled from `proto/`.
+//! - [`metrics`]: the Prometheus registry and its `/metrics` endpoint.
+//! - [`server`]: `switchboard serve`, wiring it all together with health,
+//!   reflection and ordered shutdown; [`config`] holds its options.
+
+pub mod config;
+pub mod domain;
+pub mod error;
+pub mod grpc;
+pub mod metrics;
+pub mod proto;
+pub mod server;
+pub mod store;

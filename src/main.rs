@@ -1,0 +1,77 @@
+//! The `switchboard` binary: parses the command line, sets up logging and
+//! calls the library.
+
+use clap::{Parser, Subcommand};
+use std::io::IsTerminal;
+use switchboard::config::ServeConfig;
+use switchboard::server::{self, Listeners};
+use tracing_subscriber::EnvFilter;
+
+/// Switchboard, an automatic call distributor for contact centres.
+#[derive(Parser)]
+#[command(version, about)]
+struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// The subcommands.
+#[derive(Subcommand)]
+enum Command {
+    /// Runs the server: gRPC API, metrics endpoint and routing.
+    Serve(ServeConfig),
+}
+
+/// Completes on SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut terminate = match tokio::signal::unix::signal(
+            tokio::signal::unix::SignalKind::terminate(),
+        ) {
+            Ok(signal) => signal,
+            Err(error) => {
+                tracing::warn!(%error, "cannot listen for SIGTERM; only SIGINT stops the server");
+                let _ = interrupt.await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = interrupt => {}
+            _ = terminate.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = interrupt.await;
+    }
+    tracing::info!("shutdown requested");
+}
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .init();
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Serve(config) => match Listeners::bind(&config).await {
+            Ok(listeners) => server::run(config, listeners, shutdown_signal()).await,
+            Err(error) => Err(error),
+        },
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(error) => {
+            tracing::error!(%error, "switchboard stopped");
+            eprintln!("switchboard: {error}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

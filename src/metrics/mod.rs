@@ -1,0 +1,22 @@
+//! Prometheus metrics: a registry passed in (never the global one) and the
+//! HTTP endpoint that serves it at `/metrics`.
+
+mod http;
+
+pub use http::serve;
+
+use prometheus::Registry;
+
+/// Builds the registry a server exports, with the process collector
+/// (CPU, memory, open files) registered.
+pub fn registry() -> Registry {
+    let registry = Registry::new();
+    #[cfg(target_os = "linux")]
+    {
+        let process = prometheus::process_collector::ProcessCollector::for_self();
+        if let Err(error) = registry.register(Box::new(process)) {
+            tracing::warn!(%error, "process metrics unavailable");
+        }
+    }
+    registry
+}

@@ -1,0 +1,116 @@
+//! `switchboard serve`: the gRPC API (with health and reflection) and the
+//! metrics endpoint, started together and stopped in order: the gRPC front
+//! end drains first, then the metrics endpoint, then the store closes.
+
+use crate::config::ServeConfig;
+use crate::error::{Error, Result};
+use crate::grpc::{agent::Agents, bridge::Bridge, presence::PresenceFeed, supervisor::Supervisor};
+use crate::proto::v1::agent_service_server::AgentServiceServer;
+use crate::proto::v1::bridge_service_server::BridgeServiceServer;
+use crate::proto::v1::presence_service_server::PresenceServiceServer;
+use crate::proto::v1::supervisor_service_server::SupervisorServiceServer;
+use crate::{metrics, proto, store};
+use std::future::Future;
+use std::net::SocketAddr;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio_stream::wrappers::TcpListenerStream;
+
+/// Bound listeners, so callers (and tests on port 0) know the addresses before serving.
+pub struct Listeners {
+    /// The gRPC listener.
+    pub grpc: TcpListener,
+    /// The metrics listener.
+    pub metrics: TcpListener,
+}
+
+impl Listeners {
+    /// Binds both addresses of the configuration.
+    pub async fn bind(config: &ServeConfig) -> Result<Self> {
+        let grpc = bind(config.grpc_addr, "grpc_addr").await?;
+        let metrics = bind(config.metrics_addr, "metrics_addr").await?;
+        Ok(Self { grpc, metrics })
+    }
+}
+
+/// Binds one address, naming the option at fault when it cannot.
+async fn bind(addr: SocketAddr, field: &str) -> Result<TcpListener> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|error| Error::invalid(field, format!("cannot listen on {addr}: {error}")))
+}
+
+/// Runs the server until `shutdown` completes.
+pub async fn run(
+    config: ServeConfig,
+    listeners: Listeners,
+    shutdown: impl Future<Output = ()>,
+) -> Result<()> {
+    let store = store::connect(&config.database_url).await?;
+    let registry = metrics::registry();
+    let grpc_addr = listeners.grpc.local_addr().map_err(|_| Error::Internal)?;
+    let metrics_addr = listeners
+        .metrics
+        .local_addr()
+        .map_err(|_| Error::Internal)?;
+
+    let (health_reporter, health_service) = tonic_health::server::health_reporter();
+    health_reporter
+        .set_serving::<SupervisorServiceServer<Supervisor>>()
+        .await;
+    health_reporter
+        .set_serving::<BridgeServiceServer<Bridge>>()
+        .await;
+    health_reporter
+        .set_serving::<AgentServiceServer<Agents>>()
+        .await;
+    health_reporter
+        .set_serving::<PresenceServiceServer<PresenceFeed>>()
+        .await;
+    let reflection_v1 = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1()
+        .map_err(|error| {
+            tracing::error!(%error, "building reflection failed");
+            Error::Internal
+        })?;
+    let reflection_v1alpha = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1alpha()
+        .map_err(|error| {
+            tracing::error!(%error, "building reflection failed");
+            Error::Internal
+        })?;
+
+    let (stop_metrics, metrics_stopped) = watch::channel(false);
+    let metrics_task = tokio::spawn(metrics::serve(listeners.metrics, registry, async move {
+        let mut stopped = metrics_stopped;
+        // An error means the sender is gone, which also means stop.
+        let _ = stopped.wait_for(|stop| *stop).await;
+    }));
+
+    tracing::info!(%grpc_addr, %metrics_addr, backend = config.backend_name(), "switchboard is serving");
+    let served = tonic::transport::Server::builder()
+        .add_service(health_service)
+        .add_service(reflection_v1)
+        .add_service(reflection_v1alpha)
+        .add_service(SupervisorServiceServer::new(Supervisor::new(store.clone())))
+        .add_service(BridgeServiceServer::new(Bridge))
+        .add_service(AgentServiceServer::new(Agents))
+        .add_service(PresenceServiceServer::new(PresenceFeed))
+        .serve_with_incoming_shutdown(TcpListenerStream::new(listeners.grpc), shutdown)
+        .await;
+    tracing::info!("gRPC drained; stopping metrics and closing the store");
+    // Nobody else reads the flag: a send error cannot happen while metrics_task holds the receiver.
+    let _ = stop_metrics.send(true);
+    if let Err(error) = metrics_task.await {
+        tracing::warn!(%error, "metrics task ended abnormally");
+    }
+    store.close().await;
+    served.map_err(|error| {
+        tracing::error!(%error, "gRPC server failed");
+        Error::Internal
+    })
+}

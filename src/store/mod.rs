@@ -1,0 +1,150 @@
+//! Durable storage: one async [`Store`] trait with two back-ends, SQLite (the
+//! embedded default) and PostgreSQL, sharing their SQL (see `sql.rs`) and one
+//! conformance suite (`tests/store_conformance.rs`).
+
+mod postgres;
+mod sql;
+mod sqlite;
+
+pub use postgres::PgStore;
+pub use sqlite::SqliteStore;
+
+use crate::domain::{
+    Agent, AgentId, EntryPoint, EntryPointAddress, Queue, QueueId, Skill, SkillName, Timestamp,
+};
+use crate::error::{Error, Result};
+use async_trait::async_trait;
+use std::sync::Arc;
+
+/// Who did something and when, written to the audit log with the change.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Actor {
+    /// The caller's identity as far as it is known (a header, or the peer address).
+    pub name: String,
+    /// When the change was made.
+    pub at: Timestamp,
+}
+
+/// One row of the audit log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditEntry {
+    /// Increasing id, assigned by the store.
+    pub id: i64,
+    /// Who acted.
+    pub actor: String,
+    /// When.
+    pub at: Timestamp,
+    /// What was done, e.g. `create_queue` or `force_agent_state`.
+    pub action: String,
+    /// What it was done to, e.g. the queue id.
+    pub target: String,
+    /// Further detail as JSON.
+    pub detail: String,
+}
+
+/// The system of record. Every configuration change is written in one
+/// transaction together with its audit-log row, so nothing half-written
+/// stays behind.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Creates a skill; `AlreadyExists` if the name is taken.
+    async fn create_skill(&self, skill: &Skill, by: &Actor) -> Result<()>;
+    /// Reads a skill.
+    async fn get_skill(&self, name: &SkillName) -> Result<Skill>;
+    /// Lists every skill, by name.
+    async fn list_skills(&self) -> Result<Vec<Skill>>;
+    /// Replaces a skill's description.
+    async fn update_skill(&self, skill: &Skill, by: &Actor) -> Result<()>;
+    /// Deletes a skill; `FailedPrecondition` while a routing step or agent uses it.
+    async fn delete_skill(&self, name: &SkillName, by: &Actor) -> Result<()>;
+
+    /// Creates a queue with its routing steps.
+    async fn create_queue(&self, queue: &Queue, by: &Actor) -> Result<()>;
+    /// Reads a queue.
+    async fn get_queue(&self, id: &QueueId) -> Result<Queue>;
+    /// Lists every queue, by id.
+    async fn list_queues(&self) -> Result<Vec<Queue>>;
+    /// Replaces a queue's configuration.
+    async fn update_queue(&self, queue: &Queue, by: &Actor) -> Result<()>;
+    /// Deletes a queue; `FailedPrecondition` while an entry point or overflow rule refers to it.
+    async fn delete_queue(&self, id: &QueueId, by: &Actor) -> Result<()>;
+
+    /// Creates an entry point.
+    async fn create_entry_point(&self, entry_point: &EntryPoint, by: &Actor) -> Result<()>;
+    /// Reads an entry point.
+    async fn get_entry_point(&self, address: &EntryPointAddress) -> Result<EntryPoint>;
+    /// Lists every entry point, by address.
+    async fn list_entry_points(&self) -> Result<Vec<EntryPoint>>;
+    /// Replaces an entry point.
+    async fn update_entry_point(&self, entry_point: &EntryPoint, by: &Actor) -> Result<()>;
+    /// Deletes an entry point.
+    async fn delete_entry_point(&self, address: &EntryPointAddress, by: &Actor) -> Result<()>;
+
+    /// Creates an agent with their skills and queues.
+    async fn create_agent(&self, agent: &Agent, by: &Actor) -> Result<()>;
+    /// Reads an agent.
+    async fn get_agent(&self, id: &AgentId) -> Result<Agent>;
+    /// Lists every agent, by id.
+    async fn list_agents(&self) -> Result<Vec<Agent>>;
+    /// Replaces an agent's configuration.
+    async fn update_agent(&self, agent: &Agent, by: &Actor) -> Result<()>;
+    /// Deletes an agent.
+    async fn delete_agent(&self, id: &AgentId, by: &Actor) -> Result<()>;
+
+    /// Appends a supervisor action to the audit log and returns its id.
+    async fn record_action(
+        &self,
+        by: &Actor,
+        action: &str,
+        target: &str,
+        detail: &str,
+    ) -> Result<i64>;
+    /// Reads the audit log after `after_id`, oldest first, at most `limit` rows.
+    async fn audit_log(&self, after_id: i64, limit: u32) -> Result<Vec<AuditEntry>>;
+
+    /// Closes the connection pool after in-flight queries finish.
+    async fn close(&self);
+}
+
+/// Opens the store a database URL names, creating the SQLite file if missing,
+/// and applies migrations. `postgres://` and `postgresql://` URLs select
+/// PostgreSQL; `sqlite:` URLs or plain paths select SQLite.
+pub async fn connect(url: &str) -> Result<Arc<dyn Store>> {
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        return Ok(Arc::new(PgStore::connect(url).await?));
+    }
+    Ok(Arc::new(SqliteStore::connect(url).await?))
+}
+
+/// Maps a database error to the domain error. Constraint violations are
+/// recognised by their SQLSTATE class through sqlx's error kind, never by
+/// message text; details go to the log, not to the caller.
+fn db_error(error: sqlx::Error) -> Error {
+    match &error {
+        sqlx::Error::Database(db) => match db.kind() {
+            sqlx::error::ErrorKind::ForeignKeyViolation => {
+                Error::FailedPrecondition("the object is still referred to".into())
+            }
+            _ => {
+                tracing::error!(%error, "database error");
+                Error::Internal
+            }
+        },
+        sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_) => {
+            tracing::warn!(%error, "database unavailable");
+            Error::Unavailable("the database is unavailable, retry later".into())
+        }
+        _ => {
+            tracing::error!(%error, "database error");
+            Error::Internal
+        }
+    }
+}
+
+/// True when the error is a unique-constraint violation.
+fn is_unique_violation(error: &sqlx::Error) -> bool {
+    matches!(error, sqlx::Error::Database(db) if db.kind() == sqlx::error::ErrorKind::UniqueViolation)
+}

@@ -1,0 +1,937 @@
+//! The SQL both back-ends share. SQLite and PostgreSQL accept the same
+//! statements here (`$n` parameters, `BIGINT` millisecond times, text ids),
+//! so [`impl_sql_store!`] writes the [`Store`](super::Store) implementation
+//! once and instantiates it for each pool type; each back-end adds only its
+//! connection set-up and migrations.
+
+use crate::domain::{
+    Agent, AgentKind, ChannelCapacity, ChannelThresholds, Disposition, QueueLimits, RoutingStep,
+    SelectionStrategy, SkillRequirement,
+};
+use crate::error::{Error, Result};
+
+/// The columns of one disposition: kind, overflow queue, message.
+pub(super) type DispositionColumns = (Option<&'static str>, Option<String>, Option<String>);
+
+/// Splits a disposition into its three columns.
+pub(super) fn disposition_columns(disposition: &Option<Disposition>) -> DispositionColumns {
+    match disposition {
+        None => (None, None, None),
+        Some(Disposition::Reject) => (Some("reject"), None, None),
+        Some(Disposition::Overflow { queue }) => (Some("overflow"), Some(queue.to_string()), None),
+        Some(Disposition::Voicemail) => (Some("voicemail"), None, None),
+        Some(Disposition::Callback) => (Some("callback"), None, None),
+        Some(Disposition::Disconnect { message }) => {
+            (Some("disconnect"), None, Some(message.clone()))
+        }
+    }
+}
+
+/// Rebuilds a disposition from its three columns.
+pub(super) fn disposition_from_columns(
+    kind: Option<String>,
+    queue: Option<String>,
+    message: Option<String>,
+) -> Result<Option<Disposition>> {
+    let Some(kind) = kind else {
+        return Ok(None);
+    };
+    let disposition = match kind.as_str() {
+        "reject" => Disposition::Reject,
+        "overflow" => Disposition::Overflow {
+            queue: queue.unwrap_or_default().into(),
+        },
+        "voicemail" => Disposition::Voicemail,
+        "callback" => Disposition::Callback,
+        "disconnect" => Disposition::Disconnect {
+            message: message.unwrap_or_default(),
+        },
+        other => {
+            tracing::error!(kind = other, "unknown disposition kind in database");
+            return Err(Error::Internal);
+        }
+    };
+    Ok(Some(disposition))
+}
+
+/// Reads a strategy column.
+pub(super) fn strategy_from_column(name: &str) -> Result<SelectionStrategy> {
+    SelectionStrategy::parse(name).ok_or_else(|| {
+        tracing::error!(strategy = name, "unknown strategy in database");
+        Error::Internal
+    })
+}
+
+/// Reads an agent-kind column.
+pub(super) fn agent_kind_from_column(name: &str) -> AgentKind {
+    match name {
+        "informal" => AgentKind::Informal,
+        _ => AgentKind::Formal,
+    }
+}
+
+/// Converts a stored count or duration back to `u32`.
+pub(super) fn to_u32(value: i64) -> u32 {
+    u32::try_from(value).unwrap_or(u32::MAX)
+}
+
+/// The queue columns that are not its routing steps, as read from a row.
+pub(super) struct QueueColumns {
+    pub limits: QueueLimits,
+    pub thresholds: ChannelThresholds,
+}
+
+/// Every field an agent row holds, before skills and queues are attached.
+pub(super) fn agent_from_columns(
+    id: String,
+    display_name: String,
+    uc_address: String,
+    kind: &str,
+    capacity: [i64; 3],
+    chat_during_calls: bool,
+) -> Agent {
+    Agent {
+        id: id.into(),
+        display_name,
+        uc_address,
+        kind: agent_kind_from_column(kind),
+        skills: Vec::new(),
+        capacity: ChannelCapacity {
+            voice: to_u32(capacity[0]),
+            chat: to_u32(capacity[1]),
+            video: to_u32(capacity[2]),
+        },
+        chat_during_calls,
+        queues: Vec::new(),
+    }
+}
+
+/// A step as read from `queue_steps`, before its requirements are attached.
+pub(super) fn step_from_columns(match_language: bool, duration_secs: Option<i64>) -> RoutingStep {
+    RoutingStep {
+        requirements: Vec::new(),
+        match_language,
+        duration_secs: duration_secs.map(to_u32),
+    }
+}
+
+/// A requirement as read from `queue_step_requirements`.
+pub(super) fn requirement_from_columns(skill: String, min_level: i64) -> SkillRequirement {
+    SkillRequirement {
+        skill: skill.into(),
+        min_level: u8::try_from(min_level).unwrap_or(0),
+    }
+}
+
+pub(super) const INSERT_AUDIT: &str = "INSERT INTO audit_log (at, actor, action, target, detail) VALUES ($1, $2, $3, $4, $5) RETURNING id";
+
+pub(super) const SELECT_QUEUES: &str = "SELECT id, description, strategy, priority, priority_aging_secs, \
+    sl_voice_secs, sl_chat_secs, sl_video_secs, sl_target, offer_timeout_secs, wrap_up_secs, \
+    max_no_answer, reoffer_delay_secs, max_waiting, max_wait_secs, \
+    when_full_kind, when_full_queue, when_full_message, \
+    when_max_wait_kind, when_max_wait_queue, when_max_wait_message, \
+    when_no_agents_kind, when_no_agents_queue, when_no_agents_message \
+    FROM queues WHERE ($1 IS NULL OR id = $1) ORDER BY id";
+
+pub(super) const INSERT_QUEUE: &str = "INSERT INTO queues (id, description, strategy, priority, \
+    priority_aging_secs, sl_voice_secs, sl_chat_secs, sl_video_secs, sl_target, offer_timeout_secs, \
+    wrap_up_secs, max_no_answer, reoffer_delay_secs, max_waiting, max_wait_secs, \
+    when_full_kind, when_full_queue, when_full_message, \
+    when_max_wait_kind, when_max_wait_queue, when_max_wait_message, \
+    when_no_agents_kind, when_no_agents_queue, when_no_agents_message, created_at, updated_at) \
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, \
+    $20, $21, $22, $23, $24, $25, $25)";
+
+pub(super) const UPDATE_QUEUE: &str = "UPDATE queues SET description = $2, strategy = $3, \
+    priority = $4, priority_aging_secs = $5, sl_voice_secs = $6, sl_chat_secs = $7, \
+    sl_video_secs = $8, sl_target = $9, offer_timeout_secs = $10, wrap_up_secs = $11, \
+    max_no_answer = $12, reoffer_delay_secs = $13, max_waiting = $14, max_wait_secs = $15, \
+    when_full_kind = $16, when_full_queue = $17, when_full_message = $18, \
+    when_max_wait_kind = $19, when_max_wait_queue = $20, when_max_wait_message = $21, \
+    when_no_agents_kind = $22, when_no_agents_queue = $23, when_no_agents_message = $24, \
+    updated_at = $25 WHERE id = $1";
+
+pub(super) const SELECT_STEPS: &str = "SELECT queue_id, position, match_language, duration_secs \
+    FROM queue_steps WHERE ($1 IS NULL OR queue_id = $1) ORDER BY queue_id, position";
+
+pub(super) const SELECT_REQUIREMENTS: &str = "SELECT queue_id, position, skill, min_level \
+    FROM queue_step_requirements WHERE ($1 IS NULL OR queue_id = $1) \
+    ORDER BY queue_id, position, ordinal";
+
+pub(super) const SELECT_AGENTS: &str = "SELECT id, display_name, uc_address, kind, capacity_voice, \
+    capacity_chat, capacity_video, chat_during_calls FROM agents WHERE ($1 IS NULL OR id = $1) ORDER BY id";
+
+pub(super) const SELECT_AGENT_SKILLS: &str = "SELECT agent_id, skill, level FROM agent_skills \
+    WHERE ($1 IS NULL OR agent_id = $1) ORDER BY agent_id, ordinal";
+
+pub(super) const SELECT_AGENT_QUEUES: &str = "SELECT agent_id, queue_id FROM agent_queues \
+    WHERE ($1 IS NULL OR agent_id = $1) ORDER BY agent_id, ordinal";
+
+/// Writes the [`Store`](super::Store) implementation for a store type whose
+/// `pool` field is a `sqlx::Pool<$db>`.
+macro_rules! impl_sql_store {
+    ($store:ty, $db:ty) => {
+        use $crate::domain::{
+            Agent, AgentId, EntryPoint, EntryPointAddress, Queue, QueueId, Skill, SkillName,
+            Timestamp,
+        };
+        use $crate::error::{Error, Result};
+        use $crate::store::sql::{self, QueueColumns};
+        use $crate::store::{Actor, AuditEntry, Store, db_error, is_unique_violation};
+        use sqlx::Row;
+        use std::collections::HashMap;
+
+        type Tx<'a> = sqlx::Transaction<'a, $db>;
+
+        impl $store {
+            /// Appends an audit row inside the caller's transaction.
+            async fn audit(
+                tx: &mut Tx<'_>,
+                by: &Actor,
+                action: &str,
+                target: &str,
+                detail: String,
+            ) -> Result<i64> {
+                sqlx::query_scalar(sql::INSERT_AUDIT)
+                    .bind(by.at.millis())
+                    .bind(&by.name)
+                    .bind(action)
+                    .bind(target)
+                    .bind(detail)
+                    .fetch_one(&mut **tx)
+                    .await
+                    .map_err(db_error)
+            }
+
+            /// Fails with `InvalidArgument` on `field` unless the skill or queue `value` exists.
+            async fn require(
+                tx: &mut Tx<'_>,
+                what: &'static str,
+                value: &str,
+                field: &str,
+            ) -> Result<()> {
+                let query = match what {
+                    "skill" => "SELECT 1 FROM skills WHERE name = $1",
+                    _ => "SELECT 1 FROM queues WHERE id = $1",
+                };
+                let found: Option<i32> = sqlx::query_scalar(query)
+                    .bind(value)
+                    .fetch_optional(&mut **tx)
+                    .await
+                    .map_err(db_error)?;
+                if found.is_none() {
+                    return Err(Error::invalid(field, format!("unknown {what} {value}")));
+                }
+                Ok(())
+            }
+
+            /// Returns the first value of `column` in rows where `key` equals `value`.
+            async fn first_user(
+                tx: &mut Tx<'_>,
+                query: &'static str,
+                value: &str,
+            ) -> Result<Option<String>> {
+                sqlx::query_scalar(query)
+                    .bind(value)
+                    .fetch_optional(&mut **tx)
+                    .await
+                    .map_err(db_error)
+            }
+
+            /// Checks that every skill and overflow queue a queue names exists.
+            async fn check_queue_references(tx: &mut Tx<'_>, queue: &Queue) -> Result<()> {
+                for (i, step) in queue.steps.iter().enumerate() {
+                    for (j, requirement) in step.requirements.iter().enumerate() {
+                        let field = format!("steps[{i}].requirements[{j}].skill");
+                        Self::require(tx, "skill", requirement.skill.as_str(), &field)
+                            .await?;
+                    }
+                }
+                let dispositions = [
+                    ("limits.when_full.queue", &queue.limits.when_full),
+                    ("limits.when_max_wait.queue", &queue.limits.when_max_wait),
+                    ("limits.when_no_agents.queue", &queue.limits.when_no_agents),
+                ];
+                for (field, disposition) in dispositions {
+                    if let Some($crate::domain::Disposition::Overflow { queue: target }) = disposition {
+                        Self::require(tx, "queue", target.as_str(), field).await?;
+                    }
+                }
+                Ok(())
+            }
+
+            /// Writes a queue's own row (insert or update) with the same binds.
+            async fn write_queue_row(
+                tx: &mut Tx<'_>,
+                statement: &'static str,
+                queue: &Queue,
+                at: Timestamp,
+            ) -> Result<u64> {
+                let full = sql::disposition_columns(&queue.limits.when_full);
+                let max_wait = sql::disposition_columns(&queue.limits.when_max_wait);
+                let no_agents = sql::disposition_columns(&queue.limits.when_no_agents);
+                let result = sqlx::query(statement)
+                    .bind(queue.id.as_str())
+                    .bind(&queue.description)
+                    .bind(queue.strategy.as_str())
+                    .bind(i64::from(queue.priority))
+                    .bind(queue.priority_aging_secs.map(i64::from))
+                    .bind(i64::from(queue.sl_thresholds.voice))
+                    .bind(i64::from(queue.sl_thresholds.chat))
+                    .bind(i64::from(queue.sl_thresholds.video))
+                    .bind(queue.sl_target)
+                    .bind(i64::from(queue.offer_timeout_secs))
+                    .bind(i64::from(queue.wrap_up_secs))
+                    .bind(i64::from(queue.max_no_answer))
+                    .bind(i64::from(queue.reoffer_delay_secs))
+                    .bind(queue.limits.max_waiting.map(i64::from))
+                    .bind(queue.limits.max_wait_secs.map(i64::from))
+                    .bind(full.0)
+                    .bind(full.1)
+                    .bind(full.2)
+                    .bind(max_wait.0)
+                    .bind(max_wait.1)
+                    .bind(max_wait.2)
+                    .bind(no_agents.0)
+                    .bind(no_agents.1)
+                    .bind(no_agents.2)
+                    .bind(at.millis())
+                    .execute(&mut **tx)
+                    .await
+                    .map_err(db_error)?;
+                Ok(result.rows_affected())
+            }
+
+            /// Inserts a queue's routing steps and their requirements.
+            async fn write_steps(tx: &mut Tx<'_>, queue: &Queue) -> Result<()> {
+                for (position, step) in queue.steps.iter().enumerate() {
+                    sqlx::query(
+                        "INSERT INTO queue_steps (queue_id, position, match_language, duration_secs) \
+                         VALUES ($1, $2, $3, $4)",
+                    )
+                    .bind(queue.id.as_str())
+                    .bind(position as i64)
+                    .bind(step.match_language)
+                    .bind(step.duration_secs.map(i64::from))
+                    .execute(&mut **tx)
+                    .await
+                    .map_err(db_error)?;
+                    for (ordinal, requirement) in step.requirements.iter().enumerate() {
+                        sqlx::query(
+                            "INSERT INTO queue_step_requirements \
+                             (queue_id, position, ordinal, skill, min_level) VALUES ($1, $2, $3, $4, $5)",
+                        )
+                        .bind(queue.id.as_str())
+                        .bind(position as i64)
+                        .bind(ordinal as i64)
+                        .bind(requirement.skill.as_str())
+                        .bind(i64::from(requirement.min_level))
+                        .execute(&mut **tx)
+                        .await
+                        .map_err(db_error)?;
+                    }
+                }
+                Ok(())
+            }
+
+            /// Reads queues with their steps: all of them, or the one named.
+            async fn load_queues(&self, id: Option<&str>) -> Result<Vec<Queue>> {
+                let rows = sqlx::query(sql::SELECT_QUEUES)
+                    .bind(id)
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err(db_error)?;
+                let mut queues = Vec::with_capacity(rows.len());
+                let mut index = HashMap::new();
+                for row in rows {
+                    let columns = QueueColumns {
+                        thresholds: $crate::domain::ChannelThresholds {
+                            voice: sql::to_u32(row.try_get("sl_voice_secs").map_err(db_error)?),
+                            chat: sql::to_u32(row.try_get("sl_chat_secs").map_err(db_error)?),
+                            video: sql::to_u32(row.try_get("sl_video_secs").map_err(db_error)?),
+                        },
+                        limits: $crate::domain::QueueLimits {
+                            max_waiting: row
+                                .try_get::<Option<i64>, _>("max_waiting")
+                                .map_err(db_error)?
+                                .map(sql::to_u32),
+                            when_full: sql::disposition_from_columns(
+                                row.try_get("when_full_kind").map_err(db_error)?,
+                                row.try_get("when_full_queue").map_err(db_error)?,
+                                row.try_get("when_full_message").map_err(db_error)?,
+                            )?,
+                            max_wait_secs: row
+                                .try_get::<Option<i64>, _>("max_wait_secs")
+                                .map_err(db_error)?
+                                .map(sql::to_u32),
+                            when_max_wait: sql::disposition_from_columns(
+                                row.try_get("when_max_wait_kind").map_err(db_error)?,
+                                row.try_get("when_max_wait_queue").map_err(db_error)?,
+                                row.try_get("when_max_wait_message").map_err(db_error)?,
+                            )?,
+                            when_no_agents: sql::disposition_from_columns(
+                                row.try_get("when_no_agents_kind").map_err(db_error)?,
+                                row.try_get("when_no_agents_queue").map_err(db_error)?,
+                                row.try_get("when_no_agents_message").map_err(db_error)?,
+                            )?,
+                        },
+                    };
+                    let queue_id: String = row.try_get("id").map_err(db_error)?;
+                    let strategy: String = row.try_get("strategy").map_err(db_error)?;
+                    let priority: i64 = row.try_get("priority").map_err(db_error)?;
+                    index.insert(queue_id.clone(), queues.len());
+                    queues.push(Queue {
+                        id: queue_id.into(),
+                        description: row.try_get("description").map_err(db_error)?,
+                        steps: Vec::new(),
+                        strategy: sql::strategy_from_column(&strategy)?,
+                        priority: i32::try_from(priority).unwrap_or_default(),
+                        priority_aging_secs: row
+                            .try_get::<Option<i64>, _>("priority_aging_secs")
+                            .map_err(db_error)?
+                            .map(sql::to_u32),
+                        sl_thresholds: columns.thresholds,
+                        sl_target: row.try_get("sl_target").map_err(db_error)?,
+                        offer_timeout_secs: sql::to_u32(row.try_get("offer_timeout_secs").map_err(db_error)?),
+                        wrap_up_secs: sql::to_u32(row.try_get("wrap_up_secs").map_err(db_error)?),
+                        max_no_answer: sql::to_u32(row.try_get("max_no_answer").map_err(db_error)?),
+                        reoffer_delay_secs: sql::to_u32(row.try_get("reoffer_delay_secs").map_err(db_error)?),
+                        limits: columns.limits,
+                    });
+                }
+                let steps = sqlx::query(sql::SELECT_STEPS)
+                    .bind(id)
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err(db_error)?;
+                for row in steps {
+                    let queue_id: String = row.try_get("queue_id").map_err(db_error)?;
+                    let Some(&i) = index.get(&queue_id) else { continue };
+                    queues[i].steps.push(sql::step_from_columns(
+                        row.try_get("match_language").map_err(db_error)?,
+                        row.try_get("duration_secs").map_err(db_error)?,
+                    ));
+                }
+                let requirements = sqlx::query(sql::SELECT_REQUIREMENTS)
+                    .bind(id)
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err(db_error)?;
+                for row in requirements {
+                    let queue_id: String = row.try_get("queue_id").map_err(db_error)?;
+                    let position: i64 = row.try_get("position").map_err(db_error)?;
+                    let Some(&i) = index.get(&queue_id) else { continue };
+                    let Some(step) = usize::try_from(position).ok().and_then(|p| queues[i].steps.get_mut(p)) else {
+                        continue;
+                    };
+                    step.requirements.push(sql::requirement_from_columns(
+                        row.try_get("skill").map_err(db_error)?,
+                        row.try_get("min_level").map_err(db_error)?,
+                    ));
+                }
+                Ok(queues)
+            }
+
+            /// Checks that every skill and queue an agent names exists.
+            async fn check_agent_references(tx: &mut Tx<'_>, agent: &Agent) -> Result<()> {
+                for (i, (skill, _)) in agent.skills.iter().enumerate() {
+                    let field = format!("skills[{i}].skill");
+                    Self::require(tx, "skill", skill.as_str(), &field).await?;
+                }
+                for (i, queue) in agent.queues.iter().enumerate() {
+                    let field = format!("queues[{i}]");
+                    Self::require(tx, "queue", queue.as_str(), &field).await?;
+                }
+                Ok(())
+            }
+
+            /// Inserts an agent's skills and queue memberships.
+            async fn write_agent_links(tx: &mut Tx<'_>, agent: &Agent) -> Result<()> {
+                for (ordinal, (skill, level)) in agent.skills.iter().enumerate() {
+                    sqlx::query(
+                        "INSERT INTO agent_skills (agent_id, ordinal, skill, level) VALUES ($1, $2, $3, $4)",
+                    )
+                    .bind(agent.id.as_str())
+                    .bind(ordinal as i64)
+                    .bind(skill.as_str())
+                    .bind(i64::from(*level))
+                    .execute(&mut **tx)
+                    .await
+                    .map_err(db_error)?;
+                }
+                for (ordinal, queue) in agent.queues.iter().enumerate() {
+                    sqlx::query("INSERT INTO agent_queues (agent_id, ordinal, queue_id) VALUES ($1, $2, $3)")
+                        .bind(agent.id.as_str())
+                        .bind(ordinal as i64)
+                        .bind(queue.as_str())
+                        .execute(&mut **tx)
+                        .await
+                        .map_err(db_error)?;
+                }
+                Ok(())
+            }
+
+            /// Writes an agent's own row (insert or update) with the same binds.
+            async fn write_agent_row(
+                tx: &mut Tx<'_>,
+                statement: &'static str,
+                agent: &Agent,
+                at: Timestamp,
+            ) -> Result<u64> {
+                let result = sqlx::query(statement)
+                    .bind(agent.id.as_str())
+                    .bind(&agent.display_name)
+                    .bind(&agent.uc_address)
+                    .bind(agent.kind.as_str())
+                    .bind(i64::from(agent.capacity.voice))
+                    .bind(i64::from(agent.capacity.chat))
+                    .bind(i64::from(agent.capacity.video))
+                    .bind(agent.chat_during_calls)
+                    .bind(at.millis())
+                    .execute(&mut **tx)
+                    .await
+                    .map_err(db_error)?;
+                Ok(result.rows_affected())
+            }
+
+            /// Reads agents with their skills and queues: all of them, or the one named.
+            async fn load_agents(&self, id: Option<&str>) -> Result<Vec<Agent>> {
+                let rows = sqlx::query(sql::SELECT_AGENTS)
+                    .bind(id)
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err(db_error)?;
+                let mut agents = Vec::with_capacity(rows.len());
+                let mut index = HashMap::new();
+                for row in rows {
+                    let agent_id: String = row.try_get("id").map_err(db_error)?;
+                    let kind: String = row.try_get("kind").map_err(db_error)?;
+                    index.insert(agent_id.clone(), agents.len());
+                    agents.push(sql::agent_from_columns(
+                        agent_id,
+                        row.try_get("display_name").map_err(db_error)?,
+                        row.try_get("uc_address").map_err(db_error)?,
+                        &kind,
+                        [
+                            row.try_get("capacity_voice").map_err(db_error)?,
+                            row.try_get("capacity_chat").map_err(db_error)?,
+                            row.try_get("capacity_video").map_err(db_error)?,
+                        ],
+                        row.try_get("chat_during_calls").map_err(db_error)?,
+                    ));
+                }
+                let skills = sqlx::query(sql::SELECT_AGENT_SKILLS)
+                    .bind(id)
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err(db_error)?;
+                for row in skills {
+                    let agent_id: String = row.try_get("agent_id").map_err(db_error)?;
+                    let Some(&i) = index.get(&agent_id) else { continue };
+                    let skill: String = row.try_get("skill").map_err(db_error)?;
+                    let level: i64 = row.try_get("level").map_err(db_error)?;
+                    agents[i].skills.push((skill.into(), u8::try_from(level).unwrap_or(0)));
+                }
+                let queues = sqlx::query(sql::SELECT_AGENT_QUEUES)
+                    .bind(id)
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err(db_error)?;
+                for row in queues {
+                    let agent_id: String = row.try_get("agent_id").map_err(db_error)?;
+                    let Some(&i) = index.get(&agent_id) else { continue };
+                    let queue: String = row.try_get("queue_id").map_err(db_error)?;
+                    agents[i].queues.push(queue.into());
+                }
+                Ok(agents)
+            }
+
+            /// Serialises a configuration object for the audit log's detail column.
+            fn detail(value: &impl serde::Serialize) -> String {
+                serde_json::to_string(value).unwrap_or_default()
+            }
+        }
+
+        #[async_trait::async_trait]
+        impl Store for $store {
+            async fn create_skill(&self, skill: &Skill, by: &Actor) -> Result<()> {
+                let mut tx = self.pool.begin().await.map_err(db_error)?;
+                let inserted = sqlx::query(
+                    "INSERT INTO skills (name, description, created_at, updated_at) VALUES ($1, $2, $3, $3)",
+                )
+                .bind(skill.name.as_str())
+                .bind(&skill.description)
+                .bind(by.at.millis())
+                .execute(&mut *tx)
+                .await;
+                if let Err(error) = inserted {
+                    if is_unique_violation(&error) {
+                        return Err(Error::AlreadyExists { what: "skill", id: skill.name.to_string() });
+                    }
+                    return Err(db_error(error));
+                }
+                Self::audit(&mut tx, by, "create_skill", skill.name.as_str(), Self::detail(skill)).await?;
+                tx.commit().await.map_err(db_error)
+            }
+
+            async fn get_skill(&self, name: &SkillName) -> Result<Skill> {
+                let row = sqlx::query("SELECT name, description FROM skills WHERE name = $1")
+                    .bind(name.as_str())
+                    .fetch_optional(&self.pool)
+                    .await
+                    .map_err(db_error)?
+                    .ok_or_else(|| Error::not_found("skill", name))?;
+                let found: String = row.try_get("name").map_err(db_error)?;
+                Ok(Skill { name: found.into(), description: row.try_get("description").map_err(db_error)? })
+            }
+
+            async fn list_skills(&self) -> Result<Vec<Skill>> {
+                let rows = sqlx::query("SELECT name, description FROM skills ORDER BY name")
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err(db_error)?;
+                let mut skills = Vec::with_capacity(rows.len());
+                for row in rows {
+                    let name: String = row.try_get("name").map_err(db_error)?;
+                    skills.push(Skill { name: name.into(), description: row.try_get("description").map_err(db_error)? });
+                }
+                Ok(skills)
+            }
+
+            async fn update_skill(&self, skill: &Skill, by: &Actor) -> Result<()> {
+                let mut tx = self.pool.begin().await.map_err(db_error)?;
+                let updated = sqlx::query("UPDATE skills SET description = $2, updated_at = $3 WHERE name = $1")
+                    .bind(skill.name.as_str())
+                    .bind(&skill.description)
+                    .bind(by.at.millis())
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(db_error)?;
+                if updated.rows_affected() == 0 {
+                    return Err(Error::not_found("skill", &skill.name));
+                }
+                Self::audit(&mut tx, by, "update_skill", skill.name.as_str(), Self::detail(skill)).await?;
+                tx.commit().await.map_err(db_error)
+            }
+
+            async fn delete_skill(&self, name: &SkillName, by: &Actor) -> Result<()> {
+                let mut tx = self.pool.begin().await.map_err(db_error)?;
+                let step_user = Self::first_user(
+                    &mut tx,
+                    "SELECT queue_id FROM queue_step_requirements WHERE skill = $1 ORDER BY queue_id LIMIT 1",
+                    name.as_str(),
+                )
+                .await?;
+                if let Some(queue) = step_user {
+                    return Err(Error::FailedPrecondition(format!(
+                        "skill {name} is still required by a routing step of queue {queue}"
+                    )));
+                }
+                let agent_user = Self::first_user(
+                    &mut tx,
+                    "SELECT agent_id FROM agent_skills WHERE skill = $1 ORDER BY agent_id LIMIT 1",
+                    name.as_str(),
+                )
+                .await?;
+                if let Some(agent) = agent_user {
+                    return Err(Error::FailedPrecondition(format!(
+                        "skill {name} is still held by agent {agent}"
+                    )));
+                }
+                let deleted = sqlx::query("DELETE FROM skills WHERE name = $1")
+                    .bind(name.as_str())
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(db_error)?;
+                if deleted.rows_affected() == 0 {
+                    return Err(Error::not_found("skill", name));
+                }
+                Self::audit(&mut tx, by, "delete_skill", name.as_str(), String::from("{}")).await?;
+                tx.commit().await.map_err(db_error)
+            }
+
+            async fn create_queue(&self, queue: &Queue, by: &Actor) -> Result<()> {
+                let mut tx = self.pool.begin().await.map_err(db_error)?;
+                let exists: Option<i32> = sqlx::query_scalar("SELECT 1 FROM queues WHERE id = $1")
+                    .bind(queue.id.as_str())
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .map_err(db_error)?;
+                if exists.is_some() {
+                    return Err(Error::AlreadyExists { what: "queue", id: queue.id.to_string() });
+                }
+                Self::check_queue_references(&mut tx, queue).await?;
+                Self::write_queue_row(&mut tx, sql::INSERT_QUEUE, queue, by.at).await?;
+                Self::write_steps(&mut tx, queue).await?;
+                Self::audit(&mut tx, by, "create_queue", queue.id.as_str(), Self::detail(queue)).await?;
+                tx.commit().await.map_err(db_error)
+            }
+
+            async fn get_queue(&self, id: &QueueId) -> Result<Queue> {
+                let mut queues = self.load_queues(Some(id.as_str())).await?;
+                queues.pop().ok_or_else(|| Error::not_found("queue", id))
+            }
+
+            async fn list_queues(&self) -> Result<Vec<Queue>> {
+                self.load_queues(None).await
+            }
+
+            async fn update_queue(&self, queue: &Queue, by: &Actor) -> Result<()> {
+                let mut tx = self.pool.begin().await.map_err(db_error)?;
+                Self::check_queue_references(&mut tx, queue).await?;
+                let updated = Self::write_queue_row(&mut tx, sql::UPDATE_QUEUE, queue, by.at).await?;
+                if updated == 0 {
+                    return Err(Error::not_found("queue", &queue.id));
+                }
+                sqlx::query("DELETE FROM queue_steps WHERE queue_id = $1")
+                    .bind(queue.id.as_str())
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(db_error)?;
+                Self::write_steps(&mut tx, queue).await?;
+                Self::audit(&mut tx, by, "update_queue", queue.id.as_str(), Self::detail(queue)).await?;
+                tx.commit().await.map_err(db_error)
+            }
+
+            async fn delete_queue(&self, id: &QueueId, by: &Actor) -> Result<()> {
+                let mut tx = self.pool.begin().await.map_err(db_error)?;
+                let entry_point = Self::first_user(
+                    &mut tx,
+                    "SELECT address FROM entry_points WHERE queue_id = $1 ORDER BY address LIMIT 1",
+                    id.as_str(),
+                )
+                .await?;
+                if let Some(address) = entry_point {
+                    return Err(Error::FailedPrecondition(format!(
+                        "queue {id} still serves entry point {address}"
+                    )));
+                }
+                let overflow_from = Self::first_user(
+                    &mut tx,
+                    "SELECT id FROM queues WHERE when_full_queue = $1 OR when_max_wait_queue = $1 \
+                     OR when_no_agents_queue = $1 ORDER BY id LIMIT 1",
+                    id.as_str(),
+                )
+                .await?;
+                if let Some(other) = overflow_from {
+                    return Err(Error::FailedPrecondition(format!(
+                        "queue {id} is still the overflow target of queue {other}"
+                    )));
+                }
+                let deleted = sqlx::query("DELETE FROM queues WHERE id = $1")
+                    .bind(id.as_str())
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(db_error)?;
+                if deleted.rows_affected() == 0 {
+                    return Err(Error::not_found("queue", id));
+                }
+                Self::audit(&mut tx, by, "delete_queue", id.as_str(), String::from("{}")).await?;
+                tx.commit().await.map_err(db_error)
+            }
+
+            async fn create_entry_point(&self, entry_point: &EntryPoint, by: &Actor) -> Result<()> {
+                let mut tx = self.pool.begin().await.map_err(db_error)?;
+                Self::require(&mut tx, "queue", entry_point.queue.as_str(), "queue").await?;
+                let inserted = sqlx::query(
+                    "INSERT INTO entry_points (address, queue_id, description, created_at, updated_at) \
+                     VALUES ($1, $2, $3, $4, $4)",
+                )
+                .bind(entry_point.address.as_str())
+                .bind(entry_point.queue.as_str())
+                .bind(&entry_point.description)
+                .bind(by.at.millis())
+                .execute(&mut *tx)
+                .await;
+                if let Err(error) = inserted {
+                    if is_unique_violation(&error) {
+                        return Err(Error::AlreadyExists {
+                            what: "entry point",
+                            id: entry_point.address.to_string(),
+                        });
+                    }
+                    return Err(db_error(error));
+                }
+                let target = entry_point.address.as_str();
+                Self::audit(&mut tx, by, "create_entry_point", target, Self::detail(entry_point)).await?;
+                tx.commit().await.map_err(db_error)
+            }
+
+            async fn get_entry_point(&self, address: &EntryPointAddress) -> Result<EntryPoint> {
+                let row = sqlx::query("SELECT address, queue_id, description FROM entry_points WHERE address = $1")
+                    .bind(address.as_str())
+                    .fetch_optional(&self.pool)
+                    .await
+                    .map_err(db_error)?
+                    .ok_or_else(|| Error::not_found("entry point", address))?;
+                let found: String = row.try_get("address").map_err(db_error)?;
+                let queue: String = row.try_get("queue_id").map_err(db_error)?;
+                Ok(EntryPoint {
+                    address: found.into(),
+                    queue: queue.into(),
+                    description: row.try_get("description").map_err(db_error)?,
+                })
+            }
+
+            async fn list_entry_points(&self) -> Result<Vec<EntryPoint>> {
+                let rows = sqlx::query("SELECT address, queue_id, description FROM entry_points ORDER BY address")
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err(db_error)?;
+                let mut entry_points = Vec::with_capacity(rows.len());
+                for row in rows {
+                    let address: String = row.try_get("address").map_err(db_error)?;
+                    let queue: String = row.try_get("queue_id").map_err(db_error)?;
+                    entry_points.push(EntryPoint {
+                        address: address.into(),
+                        queue: queue.into(),
+                        description: row.try_get("description").map_err(db_error)?,
+                    });
+                }
+                Ok(entry_points)
+            }
+
+            async fn update_entry_point(&self, entry_point: &EntryPoint, by: &Actor) -> Result<()> {
+                let mut tx = self.pool.begin().await.map_err(db_error)?;
+                Self::require(&mut tx, "queue", entry_point.queue.as_str(), "queue").await?;
+                let updated = sqlx::query(
+                    "UPDATE entry_points SET queue_id = $2, description = $3, updated_at = $4 WHERE address = $1",
+                )
+                .bind(entry_point.address.as_str())
+                .bind(entry_point.queue.as_str())
+                .bind(&entry_point.description)
+                .bind(by.at.millis())
+                .execute(&mut *tx)
+                .await
+                .map_err(db_error)?;
+                if updated.rows_affected() == 0 {
+                    return Err(Error::not_found("entry point", &entry_point.address));
+                }
+                let target = entry_point.address.as_str();
+                Self::audit(&mut tx, by, "update_entry_point", target, Self::detail(entry_point)).await?;
+                tx.commit().await.map_err(db_error)
+            }
+
+            async fn delete_entry_point(&self, address: &EntryPointAddress, by: &Actor) -> Result<()> {
+                let mut tx = self.pool.begin().await.map_err(db_error)?;
+                let deleted = sqlx::query("DELETE FROM entry_points WHERE address = $1")
+                    .bind(address.as_str())
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(db_error)?;
+                if deleted.rows_affected() == 0 {
+                    return Err(Error::not_found("entry point", address));
+                }
+                Self::audit(&mut tx, by, "delete_entry_point", address.as_str(), String::from("{}")).await?;
+                tx.commit().await.map_err(db_error)
+            }
+
+            async fn create_agent(&self, agent: &Agent, by: &Actor) -> Result<()> {
+                let mut tx = self.pool.begin().await.map_err(db_error)?;
+                let exists: Option<i32> = sqlx::query_scalar("SELECT 1 FROM agents WHERE id = $1")
+                    .bind(agent.id.as_str())
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .map_err(db_error)?;
+                if exists.is_some() {
+                    return Err(Error::AlreadyExists { what: "agent", id: agent.id.to_string() });
+                }
+                Self::check_agent_references(&mut tx, agent).await?;
+                Self::write_agent_row(
+                    &mut tx,
+                    "INSERT INTO agents (id, display_name, uc_address, kind, capacity_voice, capacity_chat, \
+                     capacity_video, chat_during_calls, created_at, updated_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9)",
+                    agent,
+                    by.at,
+                )
+                .await?;
+                Self::write_agent_links(&mut tx, agent).await?;
+                Self::audit(&mut tx, by, "create_agent", agent.id.as_str(), Self::detail(agent)).await?;
+                tx.commit().await.map_err(db_error)
+            }
+
+            async fn get_agent(&self, id: &AgentId) -> Result<Agent> {
+                let mut agents = self.load_agents(Some(id.as_str())).await?;
+                agents.pop().ok_or_else(|| Error::not_found("agent", id))
+            }
+
+            async fn list_agents(&self) -> Result<Vec<Agent>> {
+                self.load_agents(None).await
+            }
+
+            async fn update_agent(&self, agent: &Agent, by: &Actor) -> Result<()> {
+                let mut tx = self.pool.begin().await.map_err(db_error)?;
+                Self::check_agent_references(&mut tx, agent).await?;
+                let updated = Self::write_agent_row(
+                    &mut tx,
+                    "UPDATE agents SET display_name = $2, uc_address = $3, kind = $4, capacity_voice = $5, \
+                     capacity_chat = $6, capacity_video = $7, chat_during_calls = $8, updated_at = $9 \
+                     WHERE id = $1",
+                    agent,
+                    by.at,
+                )
+                .await?;
+                if updated == 0 {
+                    return Err(Error::not_found("agent", &agent.id));
+                }
+                for table in ["DELETE FROM agent_skills WHERE agent_id = $1", "DELETE FROM agent_queues WHERE agent_id = $1"] {
+                    sqlx::query(table).bind(agent.id.as_str()).execute(&mut *tx).await.map_err(db_error)?;
+                }
+                Self::write_agent_links(&mut tx, agent).await?;
+                Self::audit(&mut tx, by, "update_agent", agent.id.as_str(), Self::detail(agent)).await?;
+                tx.commit().await.map_err(db_error)
+            }
+
+            async fn delete_agent(&self, id: &AgentId, by: &Actor) -> Result<()> {
+                let mut tx = self.pool.begin().await.map_err(db_error)?;
+                let deleted = sqlx::query("DELETE FROM agents WHERE id = $1")
+                    .bind(id.as_str())
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(db_error)?;
+                if deleted.rows_affected() == 0 {
+                    return Err(Error::not_found("agent", id));
+                }
+                Self::audit(&mut tx, by, "delete_agent", id.as_str(), String::from("{}")).await?;
+                tx.commit().await.map_err(db_error)
+            }
+
+            async fn record_action(&self, by: &Actor, action: &str, target: &str, detail: &str) -> Result<i64> {
+                let mut tx = self.pool.begin().await.map_err(db_error)?;
+                let id = Self::audit(&mut tx, by, action, target, detail.to_string()).await?;
+                tx.commit().await.map_err(db_error)?;
+                Ok(id)
+            }
+
+            async fn audit_log(&self, after_id: i64, limit: u32) -> Result<Vec<AuditEntry>> {
+                let rows = sqlx::query(
+                    "SELECT id, at, actor, action, target, detail FROM audit_log WHERE id > $1 ORDER BY id LIMIT $2",
+                )
+                .bind(after_id)
+                .bind(i64::from(limit))
+                .fetch_all(&self.pool)
+                .await
+                .map_err(db_error)?;
+                let mut entries = Vec::with_capacity(rows.len());
+                for row in rows {
+                    entries.push(AuditEntry {
+                        id: row.try_get("id").map_err(db_error)?,
+                        at: Timestamp::from_millis(row.try_get("at").map_err(db_error)?),
+                        actor: row.try_get("actor").map_err(db_error)?,
+                        action: row.try_get("action").map_err(db_error)?,
+                        target: row.try_get("target").map_err(db_error)?,
+                        detail: row.try_get("detail").map_err(db_error)?,
+                    });
+                }
+                Ok(entries)
+            }
+
+            async fn close(&self) {
+                self.pool.close().await;
+            }
+        }
+    };
+}
+
+pub(super) use impl_sql_store;

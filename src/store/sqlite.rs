@@ -1,0 +1,49 @@
+//! The SQLite back-end: the embedded default, one file, nothing to install.
+
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+use std::str::FromStr;
+use std::time::Duration;
+
+/// A [`Store`](super::Store) on a SQLite database file.
+pub struct SqliteStore {
+    /// Connections to the file; SQLite allows one writer at a time, readers in parallel (WAL).
+    pool: SqlitePool,
+}
+
+impl SqliteStore {
+    /// Opens (creating if missing) the database a `sqlite:` URL or a plain
+    /// path names, and applies migrations. Commits are fully synchronous:
+    /// an acknowledged write survives a crash of the process or the machine.
+    pub async fn connect(url: &str) -> crate::error::Result<Self> {
+        let options = if url.starts_with("sqlite:") {
+            SqliteConnectOptions::from_str(url).map_err(|error| {
+                crate::error::Error::invalid("database_url", format!("not a SQLite URL: {error}"))
+            })?
+        } else {
+            SqliteConnectOptions::new().filename(url)
+        };
+        let options = options
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(5));
+        let pool = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(options)
+            .await
+            .map_err(super::db_error)?;
+        sqlx::migrate!("migrations/sqlite")
+            .run(&pool)
+            .await
+            .map_err(|error| {
+                tracing::error!(%error, "migrating the SQLite database failed");
+                crate::error::Error::Internal
+            })?;
+        Ok(Self { pool })
+    }
+}
+
+super::sql::impl_sql_store!(SqliteStore, sqlx::Sqlite);
