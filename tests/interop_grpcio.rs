@@ -16,7 +16,9 @@ fn python() -> Option<String> {
                 std::env::var_os("CI").is_none(),
                 "SWITCHBOARD_TEST_PYTHON must be set in CI: run scripts/test"
             );
-            eprintln!("note: SWITCHBOARD_TEST_PYTHON is not set; run scripts/test for the grpcio interop tests");
+            eprintln!(
+                "note: SWITCHBOARD_TEST_PYTHON is not set; run scripts/test for the grpcio interop tests"
+            );
             None
         }
     }
@@ -27,7 +29,10 @@ async fn run_script(script: &str) {
     let Some(python) = python() else { return };
     for backend in common::backends().await {
         let output = Command::new(&python)
-            .arg(format!("{}/tests/interop/{script}", env!("CARGO_MANIFEST_DIR")))
+            .arg(format!(
+                "{}/tests/interop/{script}",
+                env!("CARGO_MANIFEST_DIR")
+            ))
             .arg(env!("CARGO_BIN_EXE_switchboard"))
             .arg(&backend.url)
             .output()
