@@ -8,7 +8,11 @@ use switchboard::domain::{
     Agent, AgentKind, ChannelCapacity, Disposition, EntryPoint, Queue, RoutingStep,
     SelectionStrategy, Skill, SkillRequirement, Timestamp,
 };
+use switchboard::domain::{Channel, WorkItemId};
 use switchboard::error::Error;
+use switchboard::store::records::{
+    AgentStateRecord, EventKind, Record, WorkItemEvent, WorkItemRecord,
+};
 use switchboard::store::{self, Actor, Store};
 
 /// Runs one suite function against every back-end.
@@ -36,6 +40,8 @@ conformance!(
     deletes_refuse_while_in_use,
     failed_writes_leave_nothing_behind,
     every_change_is_audited,
+    work_item_lifecycle_is_recorded,
+    a_failed_batch_writes_nothing,
 );
 
 #[tokio::test]
@@ -164,8 +170,176 @@ async fn seed(store: &dyn Store) {
     store.create_agent(&alice(), &by).await.unwrap();
 }
 
+fn work_item(interaction: &str, arrived: i64) -> WorkItemRecord {
+    WorkItemRecord {
+        id: WorkItemId::new(),
+        interaction_id: interaction.into(),
+        segment: 0,
+        channel: Channel::Chat,
+        from_address: "sip:jane@consumer.example".into(),
+        to_address: "sip:billing@contoso.example".into(),
+        display_name: "Jane".into(),
+        entry_point: Some("sip:billing@contoso.example".into()),
+        language: Some("fr".into()),
+        attributes: [(
+            "page_url".to_string(),
+            "https://contoso.example/pricing".to_string(),
+        )]
+        .into(),
+        required_skills: vec![SkillRequirement {
+            skill: "billing".into(),
+            min_level: 2,
+        }],
+        priority: 1,
+        is_transfer: false,
+        queue: "billing".into(),
+        arrived_at: Timestamp::from_millis(arrived),
+        enqueued_at: Timestamp::from_millis(arrived),
+    }
+}
+
+fn event(item: &WorkItemRecord, at: i64, kind: EventKind, agent: Option<&str>) -> Record {
+    Record::Event(WorkItemEvent {
+        work_item: item.id,
+        at: Timestamp::from_millis(at),
+        kind,
+        queue: item.queue.clone(),
+        agent: agent.map(Into::into),
+        priority: None,
+        detail: "{}".into(),
+    })
+}
+
 mod suite {
     use super::*;
+
+    pub async fn work_item_lifecycle_is_recorded(store: &dyn Store) {
+        let done = work_item("call-1", 10_000);
+        let waiting = work_item("call-2", 11_000);
+        let talking = work_item("call-3", 12_000);
+        let earlier = work_item("call-4", 9_000);
+        store
+            .append(&[
+                Record::Created(done.clone()),
+                event(&done, 10_000, EventKind::Queued, None),
+                Record::Created(waiting.clone()),
+                event(&waiting, 11_000, EventKind::Queued, None),
+                event(&done, 12_000, EventKind::Offered, Some("alice")),
+                Record::AgentState(AgentStateRecord {
+                    agent: "alice".into(),
+                    at: Timestamp::from_millis(12_000),
+                    state: "reserved".into(),
+                    reason: None,
+                }),
+            ])
+            .await
+            .unwrap();
+        store
+            .append(&[
+                event(&done, 13_000, EventKind::Answered, Some("alice")),
+                event(&done, 13_500, EventKind::Connected, Some("alice")),
+                event(&done, 60_000, EventKind::Ended, Some("alice")),
+                event(&done, 70_000, EventKind::Completed, Some("alice")),
+                Record::Created(talking.clone()),
+                event(&talking, 12_000, EventKind::Offered, Some("bob")),
+                event(&talking, 12_500, EventKind::Answered, Some("bob")),
+                Record::Created(earlier.clone()),
+            ])
+            .await
+            .unwrap();
+
+        let kinds: Vec<EventKind> = store
+            .work_item_events(done.id)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|e| e.kind)
+            .collect();
+        assert_eq!(
+            kinds,
+            [
+                EventKind::Queued,
+                EventKind::Offered,
+                EventKind::Answered,
+                EventKind::Connected,
+                EventKind::Ended,
+                EventKind::Completed
+            ]
+        );
+        let found = store
+            .find_work_item(&"call-1".into())
+            .await
+            .unwrap()
+            .expect("submitted before");
+        assert_eq!(found.item, done);
+        assert_eq!(found.state, "completed");
+        assert_eq!(found.answered_at, Some(Timestamp::from_millis(13_000)));
+        assert_eq!(found.ended_at, Some(Timestamp::from_millis(60_000)));
+        assert!(
+            store
+                .find_work_item(&"call-9".into())
+                .await
+                .unwrap()
+                .is_none()
+        );
+
+        let open = store.open_work_items().await.unwrap();
+        let ids: Vec<WorkItemId> = open.iter().map(|o| o.item.id).collect();
+        assert_eq!(
+            ids,
+            [earlier.id, waiting.id, talking.id],
+            "open items come back in enqueue order"
+        );
+        assert_eq!(open[1].item, waiting);
+        assert_eq!(
+            (open[1].state.as_str(), open[1].agent.clone()),
+            ("waiting", None)
+        );
+        assert_eq!(
+            (open[2].state.as_str(), open[2].agent.clone()),
+            ("answered", Some("bob".into()))
+        );
+        let states = store.agent_states(&"alice".into()).await.unwrap();
+        assert_eq!(states.len(), 1);
+        assert_eq!(states[0].state, "reserved");
+    }
+
+    pub async fn a_failed_batch_writes_nothing(store: &dyn Store) {
+        let item = work_item("call-1", 10_000);
+        let stranger = work_item("call-2", 10_000);
+        let failed = store
+            .append(&[
+                Record::Created(item.clone()),
+                event(&stranger, 10_000, EventKind::Queued, None),
+            ])
+            .await;
+        assert!(
+            failed.is_err(),
+            "an event for an unknown work item is refused"
+        );
+        assert!(
+            store
+                .find_work_item(&"call-1".into())
+                .await
+                .unwrap()
+                .is_none()
+        );
+        assert!(store.open_work_items().await.unwrap().is_empty());
+        let duplicate = work_item("call-3", 10_000);
+        store
+            .append(&[Record::Created(duplicate.clone())])
+            .await
+            .unwrap();
+        let again = WorkItemRecord {
+            id: WorkItemId::new(),
+            ..duplicate
+        };
+        assert!(
+            store.append(&[Record::Created(again)]).await.is_err(),
+            "a segment is stored once"
+        );
+        assert_eq!(store.open_work_items().await.unwrap().len(), 1);
+    }
 
     pub async fn skills_round_trip(store: &dyn Store) {
         let by = supervisor(1_000);

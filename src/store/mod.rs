@@ -3,6 +3,7 @@
 //! conformance suite (`tests/store_conformance.rs`).
 
 mod postgres;
+pub mod records;
 mod sql;
 mod sqlite;
 
@@ -10,10 +11,12 @@ pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
 
 use crate::domain::{
-    Agent, AgentId, EntryPoint, EntryPointAddress, Queue, QueueId, Skill, SkillName, Timestamp,
+    Agent, AgentId, EntryPoint, EntryPointAddress, InteractionId, Queue, QueueId, Skill, SkillName,
+    Timestamp, WorkItemId,
 };
 use crate::error::{Error, Result};
 use async_trait::async_trait;
+use records::{AgentStateRecord, Record, StoredWorkItem, WorkItemEvent};
 use std::sync::Arc;
 
 /// Who did something and when, written to the audit log with the change.
@@ -101,6 +104,17 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<i64>;
     /// Reads the audit log after `after_id`, oldest first, at most `limit` rows.
     async fn audit_log(&self, after_id: i64, limit: u32) -> Result<Vec<AuditEntry>>;
+
+    /// Commits a batch of records in one transaction: all or nothing.
+    async fn append(&self, records: &[Record]) -> Result<()>;
+    /// The first segment of an interaction, if the bridge submitted it before.
+    async fn find_work_item(&self, interaction: &InteractionId) -> Result<Option<StoredWorkItem>>;
+    /// Every work item not yet finished, in enqueue order, for recovery.
+    async fn open_work_items(&self) -> Result<Vec<StoredWorkItem>>;
+    /// A work item's lifecycle, oldest first.
+    async fn work_item_events(&self, id: WorkItemId) -> Result<Vec<WorkItemEvent>>;
+    /// An agent's routing-state history, oldest first.
+    async fn agent_states(&self, agent: &AgentId) -> Result<Vec<AgentStateRecord>>;
 
     /// Closes the connection pool after in-flight queries finish.
     async fn close(&self);

@@ -11,6 +11,9 @@ pub struct PgStore {
 }
 
 impl PgStore {
+    /// Starts a write transaction: read committed is enough: constraints and row locks guard every write.
+    const BEGIN_WRITE: &str = "BEGIN";
+
     /// Connects to the database a `postgres://` URL names and applies
     /// migrations. The URL never reaches a log: it may hold a password.
     pub async fn connect(url: &str) -> crate::error::Result<Self> {

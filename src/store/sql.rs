@@ -4,9 +4,10 @@
 //! once and instantiates it for each pool type; each back-end adds only its
 //! connection set-up and migrations.
 
+use super::records::EventKind;
 use crate::domain::{
-    Agent, AgentKind, ChannelCapacity, ChannelThresholds, Disposition, QueueLimits, RoutingStep,
-    SelectionStrategy, SkillRequirement,
+    Agent, AgentKind, Channel, ChannelCapacity, ChannelThresholds, Disposition, QueueLimits,
+    RoutingStep, SelectionStrategy, SkillRequirement, WorkItemId,
 };
 use crate::error::{Error, Result};
 
@@ -167,16 +168,99 @@ pub(super) const SELECT_AGENT_SKILLS: &str = "SELECT agent_id, skill, level FROM
 pub(super) const SELECT_AGENT_QUEUES: &str = "SELECT agent_id, queue_id FROM agent_queues \
     WHERE ($1 IS NULL OR agent_id = $1) ORDER BY agent_id, ordinal";
 
+pub(super) const INSERT_WORK_ITEM: &str = "INSERT INTO work_items (id, interaction_id, segment, \
+    channel, from_address, to_address, display_name, entry_point, language, attributes, \
+    required_skills, priority, is_transfer, first_queue, queue_id, state, agent_id, arrived_at, \
+    enqueued_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $14, \
+    'waiting', NULL, $15, $16)";
+
+pub(super) const INSERT_EVENT: &str = "INSERT INTO work_item_events \
+    (work_item_id, at, kind, queue_id, agent_id, detail) VALUES ($1, $2, $3, $4, $5, $6)";
+
+/// Brings a work item's summary columns up to date after one event.
+pub(super) const UPDATE_WORK_ITEM: &str = "UPDATE work_items SET state = COALESCE($2, state), \
+    queue_id = $3, agent_id = $4, priority = COALESCE($5, priority), \
+    answered_at = CASE WHEN $6 = 'answered' THEN $7 ELSE answered_at END, \
+    connected_at = CASE WHEN $6 = 'connected' THEN $7 ELSE connected_at END, \
+    ended_at = CASE WHEN $8 THEN COALESCE(ended_at, $7) ELSE ended_at END, \
+    completed_at = CASE WHEN $9 THEN $7 ELSE completed_at END, \
+    outcome = CASE WHEN $9 THEN $6 ELSE outcome END WHERE id = $1";
+
+pub(super) const INSERT_AGENT_STATE: &str =
+    "INSERT INTO agent_state_history (agent_id, at, state, reason) VALUES ($1, $2, $3, $4)";
+
+/// The columns of `work_items` that [`StoredWorkItem`](super::StoredWorkItem) reads.
+macro_rules! select_work_items {
+    () => {
+        "SELECT id, interaction_id, segment, channel, \
+    from_address, to_address, display_name, entry_point, language, attributes, required_skills, \
+    priority, is_transfer, queue_id, state, agent_id, arrived_at, enqueued_at, answered_at, ended_at \
+    FROM work_items"
+    };
+}
+
+pub(super) const SELECT_WORK_ITEM_BY_INTERACTION: &str = concat!(
+    select_work_items!(),
+    " WHERE interaction_id = $1 AND segment = 0"
+);
+
+pub(super) const SELECT_OPEN_WORK_ITEMS: &str = concat!(
+    select_work_items!(),
+    " WHERE state IN ('waiting', 'offered', 'answered', 'connected', 'wrap_up') ORDER BY enqueued_at, id"
+);
+
+/// True for events after which the item has left routing for good.
+pub(super) fn is_final(kind: EventKind) -> bool {
+    matches!(
+        kind,
+        EventKind::Abandoned
+            | EventKind::Rejected
+            | EventKind::Disposed
+            | EventKind::Cancelled
+            | EventKind::Completed
+            | EventKind::Transferred
+    )
+}
+
+/// Reads a JSON column written by the store.
+pub(super) fn from_json<T: serde::de::DeserializeOwned>(column: &str, text: &str) -> Result<T> {
+    serde_json::from_str(text).map_err(|error| {
+        tracing::error!(column, %error, "malformed JSON in database");
+        Error::Internal
+    })
+}
+
+/// Reads a channel column.
+pub(super) fn channel_from_column(name: &str) -> Result<Channel> {
+    Channel::parse(name).ok_or_else(|| {
+        tracing::error!(channel = name, "unknown channel in database");
+        Error::Internal
+    })
+}
+
+/// Reads a work-item id column.
+pub(super) fn work_item_id_from_column(text: &str) -> Result<WorkItemId> {
+    uuid::Uuid::parse_str(text)
+        .map(WorkItemId)
+        .map_err(|error| {
+            tracing::error!(%error, "malformed work item id in database");
+            Error::Internal
+        })
+}
+
 /// Writes the [`Store`](super::Store) implementation for a store type whose
 /// `pool` field is a `sqlx::Pool<$db>`.
 macro_rules! impl_sql_store {
     ($store:ty, $db:ty) => {
         use $crate::domain::{
-            Agent, AgentId, EntryPoint, EntryPointAddress, Queue, QueueId, Skill, SkillName,
-            Timestamp,
+            Agent, AgentId, EntryPoint, EntryPointAddress, InteractionId, Queue, QueueId, Skill,
+            SkillName, Timestamp, WorkItemId,
         };
         use $crate::error::{Error, Result};
         use $crate::store::sql::{self, QueueColumns};
+        use $crate::store::records::{
+            AgentStateRecord, EventKind, Record, StoredWorkItem, WorkItemEvent, WorkItemRecord,
+        };
         use $crate::store::{Actor, AuditEntry, Store, db_error, is_unique_violation};
         use sqlx::Row;
         use std::collections::HashMap;
@@ -546,6 +630,122 @@ macro_rules! impl_sql_store {
                 Ok(agents)
             }
 
+            /// Writes one record inside the batch's transaction.
+            async fn write_record(tx: &mut Tx<'_>, record: &Record) -> Result<()> {
+                match record {
+                    Record::Created(item) => {
+                        let entry_point = item.entry_point.as_ref().map(|address| address.as_str());
+                        sqlx::query(sql::INSERT_WORK_ITEM)
+                            .bind(item.id.to_string())
+                            .bind(item.interaction_id.as_str())
+                            .bind(i64::from(item.segment))
+                            .bind(item.channel.as_str())
+                            .bind(&item.from_address)
+                            .bind(&item.to_address)
+                            .bind(&item.display_name)
+                            .bind(entry_point)
+                            .bind(item.language.as_deref())
+                            .bind(Self::detail(&item.attributes))
+                            .bind(Self::detail(&item.required_skills))
+                            .bind(i64::from(item.priority))
+                            .bind(item.is_transfer)
+                            .bind(item.queue.as_str())
+                            .bind(item.arrived_at.millis())
+                            .bind(item.enqueued_at.millis())
+                            .execute(&mut **tx)
+                            .await
+                            .map_err(db_error)?;
+                    }
+                    Record::Event(event) => {
+                        let agent = event.agent.as_ref().map(|agent| agent.as_str());
+                        sqlx::query(sql::INSERT_EVENT)
+                            .bind(event.work_item.to_string())
+                            .bind(event.at.millis())
+                            .bind(event.kind.as_str())
+                            .bind(event.queue.as_str())
+                            .bind(agent)
+                            .bind(&event.detail)
+                            .execute(&mut **tx)
+                            .await
+                            .map_err(db_error)?;
+                        let is_final = sql::is_final(event.kind);
+                        sqlx::query(sql::UPDATE_WORK_ITEM)
+                            .bind(event.work_item.to_string())
+                            .bind(event.kind.state_after())
+                            .bind(event.queue.as_str())
+                            .bind(agent)
+                            .bind(event.priority.map(i64::from))
+                            .bind(event.kind.as_str())
+                            .bind(event.at.millis())
+                            .bind(is_final || event.kind == EventKind::Ended)
+                            .bind(is_final)
+                            .execute(&mut **tx)
+                            .await
+                            .map_err(db_error)?;
+                    }
+                    Record::AgentState(change) => {
+                        sqlx::query(sql::INSERT_AGENT_STATE)
+                            .bind(change.agent.as_str())
+                            .bind(change.at.millis())
+                            .bind(&change.state)
+                            .bind(change.reason.as_deref())
+                            .execute(&mut **tx)
+                            .await
+                            .map_err(db_error)?;
+                    }
+                }
+                Ok(())
+            }
+
+            /// Reads the work items a query selects, binding `key` as `$1` when given.
+            async fn load_work_items(&self, query: &'static str, key: Option<&str>) -> Result<Vec<StoredWorkItem>> {
+                let mut statement = sqlx::query(query);
+                if let Some(key) = key {
+                    statement = statement.bind(key);
+                }
+                let rows = statement.fetch_all(&self.pool).await.map_err(db_error)?;
+                let mut items = Vec::with_capacity(rows.len());
+                for row in rows {
+                    let id: String = row.try_get("id").map_err(db_error)?;
+                    let interaction: String = row.try_get("interaction_id").map_err(db_error)?;
+                    let channel: String = row.try_get("channel").map_err(db_error)?;
+                    let attributes: String = row.try_get("attributes").map_err(db_error)?;
+                    let required: String = row.try_get("required_skills").map_err(db_error)?;
+                    let entry_point: Option<String> = row.try_get("entry_point").map_err(db_error)?;
+                    let queue: String = row.try_get("queue_id").map_err(db_error)?;
+                    let agent: Option<String> = row.try_get("agent_id").map_err(db_error)?;
+                    let segment: i64 = row.try_get("segment").map_err(db_error)?;
+                    let priority: i64 = row.try_get("priority").map_err(db_error)?;
+                    let answered_at: Option<i64> = row.try_get("answered_at").map_err(db_error)?;
+                    let ended_at: Option<i64> = row.try_get("ended_at").map_err(db_error)?;
+                    items.push(StoredWorkItem {
+                        item: WorkItemRecord {
+                            id: sql::work_item_id_from_column(&id)?,
+                            interaction_id: interaction.into(),
+                            segment: sql::to_u32(segment),
+                            channel: sql::channel_from_column(&channel)?,
+                            from_address: row.try_get("from_address").map_err(db_error)?,
+                            to_address: row.try_get("to_address").map_err(db_error)?,
+                            display_name: row.try_get("display_name").map_err(db_error)?,
+                            entry_point: entry_point.map(Into::into),
+                            language: row.try_get("language").map_err(db_error)?,
+                            attributes: sql::from_json("attributes", &attributes)?,
+                            required_skills: sql::from_json("required_skills", &required)?,
+                            priority: i32::try_from(priority).unwrap_or_default(),
+                            is_transfer: row.try_get("is_transfer").map_err(db_error)?,
+                            queue: queue.into(),
+                            arrived_at: Timestamp::from_millis(row.try_get("arrived_at").map_err(db_error)?),
+                            enqueued_at: Timestamp::from_millis(row.try_get("enqueued_at").map_err(db_error)?),
+                        },
+                        state: row.try_get("state").map_err(db_error)?,
+                        agent: agent.map(Into::into),
+                        answered_at: answered_at.map(Timestamp::from_millis),
+                        ended_at: ended_at.map(Timestamp::from_millis),
+                    });
+                }
+                Ok(items)
+            }
+
             /// Serialises a configuration object for the audit log's detail column.
             fn detail(value: &impl serde::Serialize) -> String {
                 serde_json::to_string(value).unwrap_or_default()
@@ -555,7 +755,7 @@ macro_rules! impl_sql_store {
         #[async_trait::async_trait]
         impl Store for $store {
             async fn create_skill(&self, skill: &Skill, by: &Actor) -> Result<()> {
-                let mut tx = self.pool.begin().await.map_err(db_error)?;
+                let mut tx = self.pool.begin_with(Self::BEGIN_WRITE).await.map_err(db_error)?;
                 let inserted = sqlx::query(
                     "INSERT INTO skills (name, description, created_at, updated_at) VALUES ($1, $2, $3, $3)",
                 )
@@ -599,7 +799,7 @@ macro_rules! impl_sql_store {
             }
 
             async fn update_skill(&self, skill: &Skill, by: &Actor) -> Result<()> {
-                let mut tx = self.pool.begin().await.map_err(db_error)?;
+                let mut tx = self.pool.begin_with(Self::BEGIN_WRITE).await.map_err(db_error)?;
                 let updated = sqlx::query("UPDATE skills SET description = $2, updated_at = $3 WHERE name = $1")
                     .bind(skill.name.as_str())
                     .bind(&skill.description)
@@ -615,7 +815,7 @@ macro_rules! impl_sql_store {
             }
 
             async fn delete_skill(&self, name: &SkillName, by: &Actor) -> Result<()> {
-                let mut tx = self.pool.begin().await.map_err(db_error)?;
+                let mut tx = self.pool.begin_with(Self::BEGIN_WRITE).await.map_err(db_error)?;
                 let step_user = Self::first_user(
                     &mut tx,
                     "SELECT queue_id FROM queue_step_requirements WHERE skill = $1 ORDER BY queue_id LIMIT 1",
@@ -651,7 +851,7 @@ macro_rules! impl_sql_store {
             }
 
             async fn create_queue(&self, queue: &Queue, by: &Actor) -> Result<()> {
-                let mut tx = self.pool.begin().await.map_err(db_error)?;
+                let mut tx = self.pool.begin_with(Self::BEGIN_WRITE).await.map_err(db_error)?;
                 let exists: Option<i32> = sqlx::query_scalar("SELECT 1 FROM queues WHERE id = $1")
                     .bind(queue.id.as_str())
                     .fetch_optional(&mut *tx)
@@ -677,7 +877,7 @@ macro_rules! impl_sql_store {
             }
 
             async fn update_queue(&self, queue: &Queue, by: &Actor) -> Result<()> {
-                let mut tx = self.pool.begin().await.map_err(db_error)?;
+                let mut tx = self.pool.begin_with(Self::BEGIN_WRITE).await.map_err(db_error)?;
                 Self::check_queue_references(&mut tx, queue).await?;
                 let updated = Self::write_queue_row(&mut tx, sql::UPDATE_QUEUE, queue, by.at).await?;
                 if updated == 0 {
@@ -694,7 +894,7 @@ macro_rules! impl_sql_store {
             }
 
             async fn delete_queue(&self, id: &QueueId, by: &Actor) -> Result<()> {
-                let mut tx = self.pool.begin().await.map_err(db_error)?;
+                let mut tx = self.pool.begin_with(Self::BEGIN_WRITE).await.map_err(db_error)?;
                 let entry_point = Self::first_user(
                     &mut tx,
                     "SELECT address FROM entry_points WHERE queue_id = $1 ORDER BY address LIMIT 1",
@@ -731,7 +931,7 @@ macro_rules! impl_sql_store {
             }
 
             async fn create_entry_point(&self, entry_point: &EntryPoint, by: &Actor) -> Result<()> {
-                let mut tx = self.pool.begin().await.map_err(db_error)?;
+                let mut tx = self.pool.begin_with(Self::BEGIN_WRITE).await.map_err(db_error)?;
                 Self::require(&mut tx, "queue", entry_point.queue.as_str(), "queue").await?;
                 let inserted = sqlx::query(
                     "INSERT INTO entry_points (address, queue_id, description, created_at, updated_at) \
@@ -792,7 +992,7 @@ macro_rules! impl_sql_store {
             }
 
             async fn update_entry_point(&self, entry_point: &EntryPoint, by: &Actor) -> Result<()> {
-                let mut tx = self.pool.begin().await.map_err(db_error)?;
+                let mut tx = self.pool.begin_with(Self::BEGIN_WRITE).await.map_err(db_error)?;
                 Self::require(&mut tx, "queue", entry_point.queue.as_str(), "queue").await?;
                 let updated = sqlx::query(
                     "UPDATE entry_points SET queue_id = $2, description = $3, updated_at = $4 WHERE address = $1",
@@ -813,7 +1013,7 @@ macro_rules! impl_sql_store {
             }
 
             async fn delete_entry_point(&self, address: &EntryPointAddress, by: &Actor) -> Result<()> {
-                let mut tx = self.pool.begin().await.map_err(db_error)?;
+                let mut tx = self.pool.begin_with(Self::BEGIN_WRITE).await.map_err(db_error)?;
                 let deleted = sqlx::query("DELETE FROM entry_points WHERE address = $1")
                     .bind(address.as_str())
                     .execute(&mut *tx)
@@ -827,7 +1027,7 @@ macro_rules! impl_sql_store {
             }
 
             async fn create_agent(&self, agent: &Agent, by: &Actor) -> Result<()> {
-                let mut tx = self.pool.begin().await.map_err(db_error)?;
+                let mut tx = self.pool.begin_with(Self::BEGIN_WRITE).await.map_err(db_error)?;
                 let exists: Option<i32> = sqlx::query_scalar("SELECT 1 FROM agents WHERE id = $1")
                     .bind(agent.id.as_str())
                     .fetch_optional(&mut *tx)
@@ -861,7 +1061,7 @@ macro_rules! impl_sql_store {
             }
 
             async fn update_agent(&self, agent: &Agent, by: &Actor) -> Result<()> {
-                let mut tx = self.pool.begin().await.map_err(db_error)?;
+                let mut tx = self.pool.begin_with(Self::BEGIN_WRITE).await.map_err(db_error)?;
                 Self::check_agent_references(&mut tx, agent).await?;
                 let updated = Self::write_agent_row(
                     &mut tx,
@@ -884,7 +1084,7 @@ macro_rules! impl_sql_store {
             }
 
             async fn delete_agent(&self, id: &AgentId, by: &Actor) -> Result<()> {
-                let mut tx = self.pool.begin().await.map_err(db_error)?;
+                let mut tx = self.pool.begin_with(Self::BEGIN_WRITE).await.map_err(db_error)?;
                 let deleted = sqlx::query("DELETE FROM agents WHERE id = $1")
                     .bind(id.as_str())
                     .execute(&mut *tx)
@@ -898,7 +1098,7 @@ macro_rules! impl_sql_store {
             }
 
             async fn record_action(&self, by: &Actor, action: &str, target: &str, detail: &str) -> Result<i64> {
-                let mut tx = self.pool.begin().await.map_err(db_error)?;
+                let mut tx = self.pool.begin_with(Self::BEGIN_WRITE).await.map_err(db_error)?;
                 let id = Self::audit(&mut tx, by, action, target, detail.to_string()).await?;
                 tx.commit().await.map_err(db_error)?;
                 Ok(id)
@@ -925,6 +1125,70 @@ macro_rules! impl_sql_store {
                     });
                 }
                 Ok(entries)
+            }
+
+            async fn append(&self, records: &[Record]) -> Result<()> {
+                let mut tx = self.pool.begin_with(Self::BEGIN_WRITE).await.map_err(db_error)?;
+                for record in records {
+                    Self::write_record(&mut tx, record).await?;
+                }
+                tx.commit().await.map_err(db_error)
+            }
+
+            async fn find_work_item(&self, interaction: &InteractionId) -> Result<Option<StoredWorkItem>> {
+                let query = sql::SELECT_WORK_ITEM_BY_INTERACTION;
+                let mut items = self.load_work_items(query, Some(interaction.as_str())).await?;
+                Ok(items.pop())
+            }
+
+            async fn open_work_items(&self) -> Result<Vec<StoredWorkItem>> {
+                self.load_work_items(sql::SELECT_OPEN_WORK_ITEMS, None).await
+            }
+
+            async fn work_item_events(&self, id: WorkItemId) -> Result<Vec<WorkItemEvent>> {
+                let rows = sqlx::query(
+                    "SELECT at, kind, queue_id, agent_id, detail FROM work_item_events WHERE work_item_id = $1 ORDER BY id",
+                )
+                .bind(id.to_string())
+                .fetch_all(&self.pool)
+                .await
+                .map_err(db_error)?;
+                let mut events = Vec::with_capacity(rows.len());
+                for row in rows {
+                    let kind: String = row.try_get("kind").map_err(db_error)?;
+                    let queue: String = row.try_get("queue_id").map_err(db_error)?;
+                    let agent: Option<String> = row.try_get("agent_id").map_err(db_error)?;
+                    events.push(WorkItemEvent {
+                        work_item: id,
+                        at: Timestamp::from_millis(row.try_get("at").map_err(db_error)?),
+                        kind: EventKind::parse(&kind).ok_or(Error::Internal)?,
+                        queue: queue.into(),
+                        agent: agent.map(Into::into),
+                        priority: None,
+                        detail: row.try_get("detail").map_err(db_error)?,
+                    });
+                }
+                Ok(events)
+            }
+
+            async fn agent_states(&self, agent: &AgentId) -> Result<Vec<AgentStateRecord>> {
+                let rows = sqlx::query(
+                    "SELECT at, state, reason FROM agent_state_history WHERE agent_id = $1 ORDER BY id",
+                )
+                .bind(agent.as_str())
+                .fetch_all(&self.pool)
+                .await
+                .map_err(db_error)?;
+                let mut states = Vec::with_capacity(rows.len());
+                for row in rows {
+                    states.push(AgentStateRecord {
+                        agent: agent.clone(),
+                        at: Timestamp::from_millis(row.try_get("at").map_err(db_error)?),
+                        state: row.try_get("state").map_err(db_error)?,
+                        reason: row.try_get("reason").map_err(db_error)?,
+                    });
+                }
+                Ok(states)
             }
 
             async fn close(&self) {

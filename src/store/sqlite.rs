@@ -13,6 +13,9 @@ pub struct SqliteStore {
 }
 
 impl SqliteStore {
+    /// Starts a write transaction: takes the write lock at once, so a transaction that reads before it writes never fails to upgrade its lock.
+    const BEGIN_WRITE: &str = "BEGIN IMMEDIATE";
+
     /// Opens (creating if missing) the database a `sqlite:` URL or a plain
     /// path names, and applies migrations. Commits are fully synchronous:
     /// an acknowledged write survives a crash of the process or the machine.

@@ -67,6 +67,11 @@ pub async fn postgres() -> Option<Backend> {
 
 /// Every back-end available to this run: SQLite always, PostgreSQL when configured.
 pub async fn backends() -> Vec<Backend> {
+    // Server logs go to the test's captured output; a second init is harmless.
+    let _ = tracing_subscriber::fmt()
+        .with_test_writer()
+        .with_env_filter("warn")
+        .try_init();
     let mut backends = vec![sqlite()];
     if let Some(postgres) = postgres().await {
         backends.push(postgres);
