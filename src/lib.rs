@@ -8,6 +8,8 @@
 //! - [`domain`]: ids, channels, presence and the centre's configuration
 //!   (skills, queues with routing steps, entry points, agents), with the
 //!   validation every layer shares.
+//! - [`engine`]: the routing core, sans-IO and deterministic:
+//!   `apply(command, now) -> effects`, never a clock, a socket or a database.
 //! - [`store`]: the system of record behind one async trait, with SQLite (the
 //!   embedded default) and PostgreSQL back-ends sharing their SQL.
 //! - [`grpc`]: the adapters that decode and check `switchboard.v1` requests
@@ -19,6 +21,7 @@
 
 pub mod config;
 pub mod domain;
+pub mod engine;
 pub mod error;
 pub mod grpc;
 pub mod metrics;

@@ -6,6 +6,7 @@ mod postgres;
 pub mod records;
 mod sql;
 mod sqlite;
+pub mod writer;
 
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
