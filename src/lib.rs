@@ -24,6 +24,7 @@ pub mod domain;
 pub mod engine;
 pub mod error;
 pub mod grpc;
+pub mod live;
 pub mod metrics;
 pub mod proto;
 pub mod server;

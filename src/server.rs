@@ -1,10 +1,12 @@
 //! `switchboard serve`: the gRPC API (with health and reflection) and the
 //! metrics endpoint, started together and stopped in order: the gRPC front
-//! end drains first, then the metrics endpoint, then the store closes.
+//! end drains first (sessions are told to go away), then the writer flushes
+//! every queued record, then the metrics endpoint stops and the store closes.
 
 use crate::config::ServeConfig;
 use crate::error::{Error, Result};
 use crate::grpc::{agent::Agents, bridge::Bridge, presence::PresenceFeed, supervisor::Supervisor};
+use crate::live::{Live, LiveConfig};
 use crate::proto::v1::agent_service_server::AgentServiceServer;
 use crate::proto::v1::bridge_service_server::BridgeServiceServer;
 use crate::proto::v1::presence_service_server::PresenceServiceServer;
@@ -12,6 +14,7 @@ use crate::proto::v1::supervisor_service_server::SupervisorServiceServer;
 use crate::{metrics, proto, store};
 use std::future::Future;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio_stream::wrappers::TcpListenerStream;
@@ -48,6 +51,16 @@ pub async fn run(
 ) -> Result<()> {
     let store = store::connect(&config.database_url).await?;
     let registry = metrics::registry();
+    let store_metrics = metrics::StoreMetrics::register(&registry).map_err(|error| {
+        tracing::error!(%error, "registering metrics failed");
+        Error::Internal
+    })?;
+    let (live, live_tasks) = Live::start(
+        store.clone(),
+        LiveConfig::default(),
+        Arc::new(store_metrics),
+    )
+    .await?;
     let grpc_addr = listeners.grpc.local_addr().map_err(|_| Error::Internal)?;
     let metrics_addr = listeners
         .metrics
@@ -96,13 +109,22 @@ pub async fn run(
         .add_service(health_service)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
-        .add_service(SupervisorServiceServer::new(Supervisor::new(store.clone())))
-        .add_service(BridgeServiceServer::new(Bridge))
-        .add_service(AgentServiceServer::new(Agents))
-        .add_service(PresenceServiceServer::new(PresenceFeed))
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listeners.grpc), shutdown)
+        .add_service(SupervisorServiceServer::new(Supervisor::new(
+            store.clone(),
+            live.clone(),
+        )))
+        .add_service(BridgeServiceServer::new(Bridge::new(live.clone())))
+        .add_service(AgentServiceServer::new(Agents::new(live.clone())))
+        .add_service(PresenceServiceServer::new(PresenceFeed::new(live)))
+        .serve_with_incoming_shutdown(TcpListenerStream::new(listeners.grpc), async {
+            shutdown.await;
+            tracing::info!("shutting down: no new requests; sessions are told to go away");
+            live_tasks.stop_sessions();
+        })
         .await;
-    tracing::info!("gRPC drained; stopping metrics and closing the store");
+    tracing::info!("gRPC drained; flushing the writer");
+    live_tasks.join().await;
+    tracing::info!("records flushed; stopping metrics and closing the store");
     // Nobody else reads the flag: a send error cannot happen while metrics_task holds the receiver.
     let _ = stop_metrics.send(true);
     if let Err(error) = metrics_task.await {

@@ -52,3 +52,8 @@ async fn run_script(script: &str) {
 async fn python_grpcio_configures_the_centre_across_a_restart() {
     run_script("test_supervisor.py").await;
 }
+
+#[tokio::test]
+async fn python_grpcio_drives_a_call_as_bridge_and_agent() {
+    run_script("test_call_flow.py").await;
+}

@@ -123,7 +123,7 @@ CREATE TABLE work_items (
     outcome TEXT,
     UNIQUE (interaction_id, segment)
 );
-CREATE INDEX work_items_open ON work_items (state) WHERE state NOT IN ('completed', 'abandoned', 'rejected', 'disposed', 'cancelled', 'transferred');
+CREATE INDEX work_items_open ON work_items (enqueued_at) WHERE state IN ('waiting', 'offered', 'answered', 'connected', 'wrap_up');
 CREATE INDEX work_items_arrived ON work_items (arrived_at);
 
 -- Every lifecycle transition of every work item, in order.

@@ -2,8 +2,9 @@
 //! checked field by field here; errors name the field's path.
 
 use crate::domain::{
-    Agent, AgentKind, ChannelCapacity, ChannelThresholds, Disposition, EntryPoint, Queue,
-    QueueLimits, RoutingStep, SelectionStrategy, Skill, SkillRequirement, Validate,
+    Agent, AgentKind, Channel, ChannelCapacity, ChannelThresholds, Disposition, EntryPoint, Queue,
+    QueueLimits, RoutingState, RoutingStep, SelectionStrategy, Skill, SkillRequirement, Timestamp,
+    Validate, WorkItemId,
 };
 use crate::error::{Error, Result};
 use crate::proto::v1 as pb;
@@ -22,6 +23,63 @@ fn level(field: &str, value: i32) -> Result<u8> {
             field,
             format!("proficiency must be between 1 and 5, got {value}"),
         )),
+    }
+}
+
+/// Reads a work-item id field.
+pub fn work_item_id(field: &str, value: &str) -> Result<WorkItemId> {
+    if value.is_empty() {
+        return Err(Error::invalid(field, "must not be empty"));
+    }
+    uuid::Uuid::parse_str(value)
+        .map(WorkItemId)
+        .map_err(|_| Error::invalid(field, format!("{value:?} is not a work item id")))
+}
+
+/// A duration as a protobuf `Duration`.
+pub fn duration(value: std::time::Duration) -> prost_types::Duration {
+    prost_types::Duration::try_from(value).unwrap_or_default()
+}
+
+/// A timestamp as a protobuf `Timestamp`.
+pub fn timestamp(value: Timestamp) -> prost_types::Timestamp {
+    let millis = value.millis();
+    prost_types::Timestamp {
+        seconds: millis.div_euclid(1000),
+        nanos: i32::try_from(millis.rem_euclid(1000) * 1_000_000).unwrap_or_default(),
+    }
+}
+
+/// A routing state as its proto enum value, with the not-ready reason apart.
+pub fn routing_state(state: &RoutingState) -> (pb::RoutingState, String) {
+    match state {
+        RoutingState::LoggedOut => (pb::RoutingState::LoggedOut, String::new()),
+        RoutingState::NotReady { reason } => (pb::RoutingState::NotReady, reason.clone()),
+        RoutingState::Ready => (pb::RoutingState::Ready, String::new()),
+        RoutingState::Reserved => (pb::RoutingState::Reserved, String::new()),
+        RoutingState::Busy => (pb::RoutingState::Busy, String::new()),
+        RoutingState::WrapUp => (pb::RoutingState::WrapUp, String::new()),
+        RoutingState::NotResponding => (pb::RoutingState::NotResponding, String::new()),
+    }
+}
+
+/// A channel as its proto enum value.
+pub fn channel_to_proto(channel: Channel) -> pb::Channel {
+    match channel {
+        Channel::Voice => pb::Channel::Voice,
+        Channel::Chat => pb::Channel::Chat,
+        Channel::Video => pb::Channel::Video,
+    }
+}
+
+/// Reads a required channel.
+pub fn channel(field: &str, value: i32) -> Result<Channel> {
+    match pb::Channel::try_from(value) {
+        Ok(pb::Channel::Voice) => Ok(Channel::Voice),
+        Ok(pb::Channel::Chat) => Ok(Channel::Chat),
+        Ok(pb::Channel::Video) => Ok(Channel::Video),
+        Ok(pb::Channel::Unspecified) => Err(Error::invalid(field, "is required")),
+        Err(_) => Err(Error::invalid(field, format!("unknown channel {value}"))),
     }
 }
 

@@ -1,7 +1,8 @@
-//! `PresenceService`: bulk presence from the UC feed. This version checks
-//! requests; applying them to routing arrives with the live path.
+//! `PresenceService`: bulk presence from the UC feed, applied to routing at once.
 
+use crate::domain::{AgentId, Presence};
 use crate::error::Error;
+use crate::live::Live;
 use crate::proto::v1 as pb;
 use crate::proto::v1::presence_service_server::PresenceService;
 use tonic::{Request, Response, Status};
@@ -9,14 +10,17 @@ use tonic::{Request, Response, Status};
 /// Most updates one call may carry.
 pub const MAX_UPDATES: usize = 10_000;
 
-/// Checks a bulk update entry by entry.
-pub fn check_updates(request: &pb::UpdatePresenceRequest) -> Result<(), Error> {
+/// Checks a bulk update entry by entry and reads it.
+pub fn updates_from_proto(
+    request: &pb::UpdatePresenceRequest,
+) -> Result<Vec<(AgentId, Presence)>, Error> {
     if request.updates.len() > MAX_UPDATES {
         return Err(Error::invalid(
             "updates",
             format!("at most {MAX_UPDATES} per call"),
         ));
     }
+    let mut updates = Vec::with_capacity(request.updates.len());
     for (i, update) in request.updates.iter().enumerate() {
         if update.agent_id.is_empty() {
             return Err(Error::invalid(
@@ -24,28 +28,44 @@ pub fn check_updates(request: &pb::UpdatePresenceRequest) -> Result<(), Error> {
                 "must not be empty",
             ));
         }
-        match pb::Presence::try_from(update.presence) {
+        let presence = match pb::Presence::try_from(update.presence) {
+            Ok(pb::Presence::Available) => Presence::Available,
+            Ok(pb::Presence::Busy) => Presence::Busy,
+            Ok(pb::Presence::DoNotDisturb) => Presence::DoNotDisturb,
+            Ok(pb::Presence::BeRightBack) => Presence::BeRightBack,
+            Ok(pb::Presence::Away) => Presence::Away,
+            Ok(pb::Presence::OffWork) => Presence::OffWork,
+            Ok(pb::Presence::Offline) => Presence::Offline,
             Ok(pb::Presence::Unspecified) => {
                 return Err(Error::invalid(
                     format!("updates[{i}].presence"),
                     "is required",
                 ));
             }
-            Ok(_) => {}
             Err(_) => {
                 return Err(Error::invalid(
                     format!("updates[{i}].presence"),
                     format!("unknown presence {}", update.presence),
                 ));
             }
-        }
+        };
+        updates.push((AgentId::new(&update.agent_id), presence));
     }
-    Ok(())
+    Ok(updates)
 }
 
 /// The presence service.
-#[derive(Default)]
-pub struct PresenceFeed;
+pub struct PresenceFeed {
+    /// The live path.
+    live: Live,
+}
+
+impl PresenceFeed {
+    /// The presence service over the live path.
+    pub fn new(live: Live) -> Self {
+        Self { live }
+    }
+}
 
 #[tonic::async_trait]
 impl PresenceService for PresenceFeed {
@@ -53,9 +73,11 @@ impl PresenceService for PresenceFeed {
         &self,
         request: Request<pb::UpdatePresenceRequest>,
     ) -> Result<Response<pb::UpdatePresenceResponse>, Status> {
-        check_updates(request.get_ref())?;
-        Err(Status::unimplemented(
-            "presence updates are not available in this version",
-        ))
+        let updates = updates_from_proto(request.get_ref())?;
+        let (applied, unknown) = self.live.update_presence(updates).await?;
+        Ok(Response::new(pb::UpdatePresenceResponse {
+            applied,
+            unknown_agents: unknown.iter().map(ToString::to_string).collect(),
+        }))
     }
 }

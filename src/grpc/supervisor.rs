@@ -1,9 +1,14 @@
-//! `SupervisorService`: configuration CRUD backed by the store. Statistics,
-//! watch streams, actions and reports arrive with the live path.
+//! `SupervisorService`: configuration CRUD written to the store and applied
+//! to routing at once, and supervisor actions recorded in the audit log.
+//! Statistics, watch streams and interval reports are not available yet.
 
 use super::convert;
-use crate::domain::Timestamp;
+use crate::domain::{
+    Agent, AgentId, EntryPoint, EntryPointAddress, Queue, QueueId, RoutingState, Skill, Timestamp,
+};
+use crate::engine::Command;
 use crate::error::Error;
+use crate::live::Live;
 use crate::proto::v1 as pb;
 use crate::proto::v1::supervisor_service_server::SupervisorService;
 use crate::store::{Actor, Store};
@@ -41,16 +46,106 @@ fn non_empty<'a>(field: &str, value: &'a str) -> Result<&'a str, Status> {
     Ok(value)
 }
 
-/// The supervisor service over a store.
+/// Whether a write creates a new object or replaces an existing one.
+#[derive(Clone, Copy)]
+enum Write {
+    /// `ALREADY_EXISTS` if the id is taken.
+    Create,
+    /// `NOT_FOUND` if the id is unknown.
+    Update,
+}
+
+/// The supervisor service.
 pub struct Supervisor {
     /// Where configuration lives.
     store: Arc<dyn Store>,
+    /// Routing, which every configuration change reaches at once.
+    live: Live,
 }
 
 impl Supervisor {
-    /// A supervisor service writing to `store`.
-    pub fn new(store: Arc<dyn Store>) -> Self {
-        Self { store }
+    /// A supervisor service writing to `store` and configuring `live`.
+    pub fn new(store: Arc<dyn Store>, live: Live) -> Self {
+        Self { store, live }
+    }
+
+    async fn write_skill(
+        &self,
+        by: &Actor,
+        skill: &Option<pb::Skill>,
+        write: Write,
+    ) -> Result<Response<pb::Skill>, Status> {
+        let skill: Skill = convert::skill_from_proto(convert::required("skill", skill)?)?;
+        match write {
+            Write::Create => self.store.create_skill(&skill, by).await?,
+            Write::Update => self.store.update_skill(&skill, by).await?,
+        }
+        Ok(Response::new(convert::skill_to_proto(skill)))
+    }
+
+    async fn write_queue(
+        &self,
+        by: &Actor,
+        queue: &Option<pb::Queue>,
+        write: Write,
+    ) -> Result<Response<pb::Queue>, Status> {
+        let queue: Queue = convert::queue_from_proto(convert::required("queue", queue)?)?;
+        match write {
+            Write::Create => self.store.create_queue(&queue, by).await?,
+            Write::Update => self.store.update_queue(&queue, by).await?,
+        }
+        self.live.apply(Command::UpsertQueue(queue.clone())).await?;
+        Ok(Response::new(convert::queue_to_proto(queue)))
+    }
+
+    async fn write_entry_point(
+        &self,
+        by: &Actor,
+        entry_point: &Option<pb::EntryPoint>,
+        write: Write,
+    ) -> Result<Response<pb::EntryPoint>, Status> {
+        let entry_point: EntryPoint =
+            convert::entry_point_from_proto(convert::required("entry_point", entry_point)?)?;
+        match write {
+            Write::Create => self.store.create_entry_point(&entry_point, by).await?,
+            Write::Update => self.store.update_entry_point(&entry_point, by).await?,
+        }
+        self.live
+            .map_entry_point(entry_point.address.clone(), Some(entry_point.clone()))
+            .await?;
+        Ok(Response::new(convert::entry_point_to_proto(entry_point)))
+    }
+
+    async fn write_agent(
+        &self,
+        by: &Actor,
+        agent: &Option<pb::Agent>,
+        write: Write,
+    ) -> Result<Response<pb::Agent>, Status> {
+        let agent: Agent = convert::agent_from_proto(convert::required("agent", agent)?)?;
+        match write {
+            Write::Create => self.store.create_agent(&agent, by).await?,
+            Write::Update => self.store.update_agent(&agent, by).await?,
+        }
+        self.live.apply(Command::UpsertAgent(agent.clone())).await?;
+        Ok(Response::new(convert::agent_to_proto(agent)))
+    }
+
+    /// Applies a supervisor action to routing and records it in the audit log.
+    async fn act(
+        &self,
+        by: &Actor,
+        action: &str,
+        target: &str,
+        command: Command,
+    ) -> Result<Response<pb::ActionResponse>, Status> {
+        let detail = serde_json::json!({ "command": format!("{command:?}") }).to_string();
+        self.live.apply(command).await?;
+        let audit_id = self
+            .store
+            .record_action(by, action, target, &detail)
+            .await?;
+        Ok(Response::new(pb::ActionResponse { audit_id }))
     }
 }
 
@@ -67,11 +162,8 @@ impl SupervisorService for Supervisor {
         &self,
         request: Request<pb::CreateSkillRequest>,
     ) -> Result<Response<pb::Skill>, Status> {
-        let by = actor(&request);
-        let skill =
-            convert::skill_from_proto(convert::required("skill", &request.get_ref().skill)?)?;
-        self.store.create_skill(&skill, &by).await?;
-        Ok(Response::new(convert::skill_to_proto(skill)))
+        self.write_skill(&actor(&request), &request.get_ref().skill, Write::Create)
+            .await
     }
 
     async fn get_skill(
@@ -97,11 +189,8 @@ impl SupervisorService for Supervisor {
         &self,
         request: Request<pb::UpdateSkillRequest>,
     ) -> Result<Response<pb::Skill>, Status> {
-        let by = actor(&request);
-        let skill =
-            convert::skill_from_proto(convert::required("skill", &request.get_ref().skill)?)?;
-        self.store.update_skill(&skill, &by).await?;
-        Ok(Response::new(convert::skill_to_proto(skill)))
+        self.write_skill(&actor(&request), &request.get_ref().skill, Write::Update)
+            .await
     }
 
     async fn delete_skill(
@@ -118,11 +207,8 @@ impl SupervisorService for Supervisor {
         &self,
         request: Request<pb::CreateQueueRequest>,
     ) -> Result<Response<pb::Queue>, Status> {
-        let by = actor(&request);
-        let queue =
-            convert::queue_from_proto(convert::required("queue", &request.get_ref().queue)?)?;
-        self.store.create_queue(&queue, &by).await?;
-        Ok(Response::new(convert::queue_to_proto(queue)))
+        self.write_queue(&actor(&request), &request.get_ref().queue, Write::Create)
+            .await
     }
 
     async fn get_queue(
@@ -148,11 +234,8 @@ impl SupervisorService for Supervisor {
         &self,
         request: Request<pb::UpdateQueueRequest>,
     ) -> Result<Response<pb::Queue>, Status> {
-        let by = actor(&request);
-        let queue =
-            convert::queue_from_proto(convert::required("queue", &request.get_ref().queue)?)?;
-        self.store.update_queue(&queue, &by).await?;
-        Ok(Response::new(convert::queue_to_proto(queue)))
+        self.write_queue(&actor(&request), &request.get_ref().queue, Write::Update)
+            .await
     }
 
     async fn delete_queue(
@@ -160,8 +243,14 @@ impl SupervisorService for Supervisor {
         request: Request<pb::DeleteQueueRequest>,
     ) -> Result<Response<pb::DeleteResponse>, Status> {
         let by = actor(&request);
-        let id = non_empty("id", &request.get_ref().id)?;
-        self.store.delete_queue(&id.into(), &by).await?;
+        let id: QueueId = non_empty("id", &request.get_ref().id)?.into();
+        let queue = self.store.get_queue(&id).await?;
+        self.live.apply(Command::RemoveQueue(id.clone())).await?;
+        if let Err(error) = self.store.delete_queue(&id, &by).await {
+            // The store keeps the queue, so routing must keep it too.
+            self.live.apply(Command::UpsertQueue(queue)).await?;
+            return Err(error.into());
+        }
         Ok(Response::new(pb::DeleteResponse {}))
     }
 
@@ -169,13 +258,12 @@ impl SupervisorService for Supervisor {
         &self,
         request: Request<pb::CreateEntryPointRequest>,
     ) -> Result<Response<pb::EntryPoint>, Status> {
-        let by = actor(&request);
-        let entry_point = convert::entry_point_from_proto(convert::required(
-            "entry_point",
+        self.write_entry_point(
+            &actor(&request),
             &request.get_ref().entry_point,
-        )?)?;
-        self.store.create_entry_point(&entry_point, &by).await?;
-        Ok(Response::new(convert::entry_point_to_proto(entry_point)))
+            Write::Create,
+        )
+        .await
     }
 
     async fn get_entry_point(
@@ -204,13 +292,12 @@ impl SupervisorService for Supervisor {
         &self,
         request: Request<pb::UpdateEntryPointRequest>,
     ) -> Result<Response<pb::EntryPoint>, Status> {
-        let by = actor(&request);
-        let entry_point = convert::entry_point_from_proto(convert::required(
-            "entry_point",
+        self.write_entry_point(
+            &actor(&request),
             &request.get_ref().entry_point,
-        )?)?;
-        self.store.update_entry_point(&entry_point, &by).await?;
-        Ok(Response::new(convert::entry_point_to_proto(entry_point)))
+            Write::Update,
+        )
+        .await
     }
 
     async fn delete_entry_point(
@@ -218,8 +305,9 @@ impl SupervisorService for Supervisor {
         request: Request<pb::DeleteEntryPointRequest>,
     ) -> Result<Response<pb::DeleteResponse>, Status> {
         let by = actor(&request);
-        let address = non_empty("address", &request.get_ref().address)?;
-        self.store.delete_entry_point(&address.into(), &by).await?;
+        let address: EntryPointAddress = non_empty("address", &request.get_ref().address)?.into();
+        self.store.delete_entry_point(&address, &by).await?;
+        self.live.map_entry_point(address, None).await?;
         Ok(Response::new(pb::DeleteResponse {}))
     }
 
@@ -227,11 +315,8 @@ impl SupervisorService for Supervisor {
         &self,
         request: Request<pb::CreateAgentRequest>,
     ) -> Result<Response<pb::Agent>, Status> {
-        let by = actor(&request);
-        let agent =
-            convert::agent_from_proto(convert::required("agent", &request.get_ref().agent)?)?;
-        self.store.create_agent(&agent, &by).await?;
-        Ok(Response::new(convert::agent_to_proto(agent)))
+        self.write_agent(&actor(&request), &request.get_ref().agent, Write::Create)
+            .await
     }
 
     async fn get_agent(
@@ -257,11 +342,8 @@ impl SupervisorService for Supervisor {
         &self,
         request: Request<pb::UpdateAgentRequest>,
     ) -> Result<Response<pb::Agent>, Status> {
-        let by = actor(&request);
-        let agent =
-            convert::agent_from_proto(convert::required("agent", &request.get_ref().agent)?)?;
-        self.store.update_agent(&agent, &by).await?;
-        Ok(Response::new(convert::agent_to_proto(agent)))
+        self.write_agent(&actor(&request), &request.get_ref().agent, Write::Update)
+            .await
     }
 
     async fn delete_agent(
@@ -269,8 +351,14 @@ impl SupervisorService for Supervisor {
         request: Request<pb::DeleteAgentRequest>,
     ) -> Result<Response<pb::DeleteResponse>, Status> {
         let by = actor(&request);
-        let id = non_empty("id", &request.get_ref().id)?;
-        self.store.delete_agent(&id.into(), &by).await?;
+        let id: AgentId = non_empty("id", &request.get_ref().id)?.into();
+        let agent = self.store.get_agent(&id).await?;
+        self.live.apply(Command::RemoveAgent(id.clone())).await?;
+        if let Err(error) = self.store.delete_agent(&id, &by).await {
+            // The store keeps the agent, so routing must keep them too.
+            self.live.apply(Command::UpsertAgent(agent)).await?;
+            return Err(error.into());
+        }
         Ok(Response::new(pb::DeleteResponse {}))
     }
 
@@ -310,40 +398,97 @@ impl SupervisorService for Supervisor {
         &self,
         request: Request<pb::ForceAgentStateRequest>,
     ) -> Result<Response<pb::ActionResponse>, Status> {
-        non_empty("agent_id", &request.get_ref().agent_id)?;
-        Err(not_yet("forcing an agent's state"))
+        let by = actor(&request);
+        let request = request.into_inner();
+        let agent: AgentId = non_empty("agent_id", &request.agent_id)?.into();
+        let state = match pb::RoutingState::try_from(request.state) {
+            Ok(pb::RoutingState::Ready) => RoutingState::Ready,
+            Ok(pb::RoutingState::LoggedOut) => RoutingState::LoggedOut,
+            Ok(pb::RoutingState::NotReady) => RoutingState::NotReady {
+                reason: non_empty("reason", &request.reason)?.to_string(),
+            },
+            _ => {
+                return Err(
+                    Error::invalid("state", "must be READY, NOT_READY or LOGGED_OUT").into(),
+                );
+            }
+        };
+        let command = Command::ForceState {
+            agent: agent.clone(),
+            state,
+        };
+        self.act(&by, "force_agent_state", agent.as_str(), command)
+            .await
     }
 
     async fn move_work_item(
         &self,
         request: Request<pb::MoveWorkItemRequest>,
     ) -> Result<Response<pb::ActionResponse>, Status> {
-        non_empty("work_item_id", &request.get_ref().work_item_id)?;
-        Err(not_yet("moving a work item"))
+        let by = actor(&request);
+        let item = convert::work_item_id("work_item_id", &request.get_ref().work_item_id)?;
+        let queue = non_empty("queue", &request.get_ref().queue)?.into();
+        self.act(
+            &by,
+            "move_work_item",
+            &item.to_string(),
+            Command::Move { item, queue },
+        )
+        .await
     }
 
     async fn reprioritise_work_item(
         &self,
         request: Request<pb::ReprioritiseWorkItemRequest>,
     ) -> Result<Response<pb::ActionResponse>, Status> {
-        non_empty("work_item_id", &request.get_ref().work_item_id)?;
-        Err(not_yet("reprioritising a work item"))
+        let by = actor(&request);
+        let item = convert::work_item_id("work_item_id", &request.get_ref().work_item_id)?;
+        let priority = request.get_ref().priority;
+        if !(-100..=100).contains(&priority) {
+            return Err(Error::invalid(
+                "priority",
+                format!("must be between -100 and 100, got {priority}"),
+            )
+            .into());
+        }
+        self.act(
+            &by,
+            "reprioritise_work_item",
+            &item.to_string(),
+            Command::Reprioritise { item, priority },
+        )
+        .await
     }
 
     async fn cancel_work_item(
         &self,
         request: Request<pb::CancelWorkItemRequest>,
     ) -> Result<Response<pb::ActionResponse>, Status> {
-        non_empty("work_item_id", &request.get_ref().work_item_id)?;
-        Err(not_yet("cancelling a work item"))
+        let by = actor(&request);
+        let item = convert::work_item_id("work_item_id", &request.get_ref().work_item_id)?;
+        self.act(
+            &by,
+            "cancel_work_item",
+            &item.to_string(),
+            Command::Cancel(item),
+        )
+        .await
     }
 
     async fn assign_work_item(
         &self,
         request: Request<pb::AssignWorkItemRequest>,
     ) -> Result<Response<pb::ActionResponse>, Status> {
-        non_empty("work_item_id", &request.get_ref().work_item_id)?;
-        Err(not_yet("assigning a work item"))
+        let by = actor(&request);
+        let item = convert::work_item_id("work_item_id", &request.get_ref().work_item_id)?;
+        let agent = non_empty("agent_id", &request.get_ref().agent_id)?.into();
+        self.act(
+            &by,
+            "assign_work_item",
+            &item.to_string(),
+            Command::Assign { item, agent },
+        )
+        .await
     }
 
     async fn get_interval_report(

@@ -2,8 +2,10 @@
 //! HTTP endpoint that serves it at `/metrics`.
 
 mod http;
+mod store;
 
 pub use http::serve;
+pub use store::StoreMetrics;
 
 use prometheus::Registry;
 

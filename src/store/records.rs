@@ -82,8 +82,6 @@ pub enum EventKind {
     Ended,
     /// Wrap-up finished: the item is complete.
     Completed,
-    /// Transferred: this segment ends, a new one starts in the target queue.
-    Transferred,
 }
 
 impl EventKind {
@@ -106,13 +104,12 @@ impl EventKind {
             EventKind::Reprioritised => "reprioritised",
             EventKind::Ended => "ended",
             EventKind::Completed => "completed",
-            EventKind::Transferred => "transferred",
         }
     }
 
     /// Parses a name written by [`EventKind::as_str`].
     pub fn parse(name: &str) -> Option<Self> {
-        const ALL: [EventKind; 17] = [
+        const ALL: [EventKind; 16] = [
             EventKind::Queued,
             EventKind::Offered,
             EventKind::OfferDeclined,
@@ -129,7 +126,6 @@ impl EventKind {
             EventKind::Reprioritised,
             EventKind::Ended,
             EventKind::Completed,
-            EventKind::Transferred,
         ];
         ALL.into_iter().find(|kind| kind.as_str() == name)
     }
@@ -153,7 +149,6 @@ impl EventKind {
             EventKind::Disposed => Some("disposed"),
             EventKind::Cancelled => Some("cancelled"),
             EventKind::Completed => Some("completed"),
-            EventKind::Transferred => Some("transferred"),
             EventKind::Reprioritised => None,
         }
     }

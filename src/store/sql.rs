@@ -177,9 +177,10 @@ pub(super) const INSERT_WORK_ITEM: &str = "INSERT INTO work_items (id, interacti
 pub(super) const INSERT_EVENT: &str = "INSERT INTO work_item_events \
     (work_item_id, at, kind, queue_id, agent_id, detail) VALUES ($1, $2, $3, $4, $5, $6)";
 
-/// Brings a work item's summary columns up to date after one event.
+/// Brings a work item's summary columns up to date after one event. An
+/// item back in line has no agent, though its event names who declined.
 pub(super) const UPDATE_WORK_ITEM: &str = "UPDATE work_items SET state = COALESCE($2, state), \
-    queue_id = $3, agent_id = $4, priority = COALESCE($5, priority), \
+    queue_id = $3, agent_id = CASE WHEN $2 = 'waiting' THEN NULL ELSE $4 END, priority = COALESCE($5, priority), \
     answered_at = CASE WHEN $6 = 'answered' THEN $7 ELSE answered_at END, \
     connected_at = CASE WHEN $6 = 'connected' THEN $7 ELSE connected_at END, \
     ended_at = CASE WHEN $8 THEN COALESCE(ended_at, $7) ELSE ended_at END, \
@@ -218,7 +219,6 @@ pub(super) fn is_final(kind: EventKind) -> bool {
             | EventKind::Disposed
             | EventKind::Cancelled
             | EventKind::Completed
-            | EventKind::Transferred
     )
 }
 

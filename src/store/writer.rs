@@ -114,7 +114,9 @@ impl Writer {
             // Only after shutdown: the task is gone, so the records cannot be written.
             self.pending.fetch_sub(count, Ordering::Relaxed);
             if let Some(done) = refused.0.done {
-                let _ = done.send(Err(Error::Unavailable("the server is shutting down".into())));
+                let _ = done.send(Err(Error::Unavailable(
+                    "the server is shutting down".into(),
+                )));
             }
         }
     }
@@ -152,7 +154,9 @@ impl WriterTask {
             let mut batch = vec![first];
             let mut count = batch[0].records.len();
             while count < self.max_batch {
-                let Ok(next) = self.queue.try_recv() else { break };
+                let Ok(next) = self.queue.try_recv() else {
+                    break;
+                };
                 count += next.records.len();
                 batch.push(next);
             }

@@ -2,6 +2,8 @@
 //! every back-end, and the real server started in-process on 127.0.0.1:0.
 #![allow(dead_code)]
 
+pub mod sessions;
+
 use std::net::SocketAddr;
 use switchboard::config::ServeConfig;
 use switchboard::proto::v1::supervisor_service_client::SupervisorServiceClient;
@@ -139,4 +141,106 @@ impl TestServer {
     pub async fn supervisor(&self) -> SupervisorServiceClient<Channel> {
         SupervisorServiceClient::new(self.channel().await)
     }
+}
+
+/// Every work item's id in the database, for whole-database checks.
+pub async fn work_item_ids(backend: &Backend) -> Vec<switchboard::domain::WorkItemId> {
+    let query = "SELECT id FROM work_items ORDER BY arrived_at, id";
+    let ids: Vec<String> = if backend.name == "postgres" {
+        let pool = sqlx::PgPool::connect(&backend.url)
+            .await
+            .expect("the database opens");
+        let ids = sqlx::query_scalar(query)
+            .fetch_all(&pool)
+            .await
+            .expect("work items can be read");
+        pool.close().await;
+        ids
+    } else {
+        let pool = sqlx::SqlitePool::connect(&backend.url)
+            .await
+            .expect("the database opens");
+        let ids = sqlx::query_scalar(query)
+            .fetch_all(&pool)
+            .await
+            .expect("work items can be read");
+        pool.close().await;
+        ids
+    };
+    ids.iter()
+        .map(|id| switchboard::domain::WorkItemId(id.parse().expect("ids are UUIDs")))
+        .collect()
+}
+
+/// Checks that the database holds a consistent lifecycle for every work
+/// item: it starts queued (or rejected), every transition follows a state
+/// that allows it, timestamps never go back, and the item's stored state is
+/// the one its last event leads to. Returns each item's event kinds.
+pub async fn check_lifecycles(
+    backend: &Backend,
+) -> Vec<Vec<switchboard::store::records::EventKind>> {
+    use switchboard::store::records::EventKind as K;
+    let store = switchboard::store::connect(&backend.url)
+        .await
+        .expect("the store opens");
+    let mut all = Vec::new();
+    for id in work_item_ids(backend).await {
+        let events = store
+            .work_item_events(id)
+            .await
+            .expect("events can be read");
+        let kinds: Vec<K> = events.iter().map(|event| event.kind).collect();
+        assert!(
+            matches!(kinds.first(), Some(K::Queued | K::Rejected)),
+            "{id} starts with {kinds:?}"
+        );
+        let mut state = "new";
+        let mut last_at = events[0].at;
+        for event in &events {
+            assert!(event.at >= last_at, "{id}: time goes back in {kinds:?}");
+            last_at = event.at;
+            let allowed = match event.kind {
+                K::Queued | K::Rejected => matches!(state, "new" | "waiting"),
+                K::Offered => state == "waiting",
+                K::OfferDeclined | K::OfferTimedOut | K::OfferRescinded => state == "offered",
+                K::Answered => state == "offered",
+                K::Connected => state == "answered",
+                K::Ended => matches!(state, "answered" | "connected"),
+                K::Completed => state == "wrap_up",
+                K::Abandoned | K::Cancelled => matches!(state, "waiting" | "offered"),
+                K::Overflowed | K::Disposed | K::Moved | K::Reprioritised => {
+                    matches!(state, "waiting" | "offered")
+                }
+            };
+            assert!(
+                allowed,
+                "{id}: {:?} after state {state} in {kinds:?}",
+                event.kind
+            );
+            if let Some(next) = event.kind.state_after() {
+                state = next;
+            }
+        }
+        let open = store
+            .open_work_items()
+            .await
+            .expect("open items can be read");
+        let stored = open.iter().find(|item| item.item.id == id);
+        match stored {
+            Some(item) => assert_eq!(
+                item.state, state,
+                "{id}: stored state differs from its events {kinds:?}"
+            ),
+            None => assert!(
+                matches!(
+                    state,
+                    "completed" | "abandoned" | "rejected" | "disposed" | "cancelled"
+                ),
+                "{id}: not open, yet its events {kinds:?} leave it {state}"
+            ),
+        }
+        all.push(kinds);
+    }
+    store.close().await;
+    all
 }

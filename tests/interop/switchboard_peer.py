@@ -9,6 +9,7 @@ import os
 import re
 import signal
 import subprocess
+import threading
 import time
 
 import grpc
@@ -57,14 +58,20 @@ class Server:
             match = SERVING_LINE.search(line)
             if match:
                 self.grpc_addr, self.metrics_addr = match.group(1), match.group(2)
+                # Keep draining the log so a chatty server never blocks on a full pipe.
+                threading.Thread(target=self._drain, args=(self.process.stderr,), daemon=True).start()
                 return self
         raise RuntimeError("server did not report its address in time")
+
+    @staticmethod
+    def _drain(pipe):
+        for _ in pipe:
+            pass
 
     def stop(self):
         """SIGTERM, as an operator's service manager would send; waits for a clean exit."""
         self.process.send_signal(signal.SIGTERM)
         code = self.process.wait(timeout=30)
-        self.process.stderr.close()
         if code != 0:
             raise RuntimeError(f"server exited with {code} after SIGTERM")
 

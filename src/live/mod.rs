@@ -1,0 +1,334 @@
+//! The live path: one task owns the routing engine and everything that
+//! follows from its effects — durable records, instructions to the bridge,
+//! events to agents.
+//!
+//! gRPC handlers hold a cloneable [`Live`] handle. Each call becomes an
+//! [`op::Op`] sent through a bounded channel to the router task, which
+//! applies it to the engine with the current time, hands the resulting
+//! records to the group-commit writer and pushes notices to sessions, then
+//! replies. Timers fire from the same task on tokio time, so tests can pause
+//! and advance the clock. Routing never waits for the disk; a submission or a
+//! bridge lifecycle report is acknowledged only once its records are
+//! committed (see [`Live::submit`]).
+
+mod clock;
+mod notices;
+mod op;
+mod router;
+
+pub use clock::Clock;
+pub use notices::{AgentNotice, BridgeNotice, DisconnectKind, OpenInteraction};
+pub use op::{BridgeReport, Submission, Submitted};
+
+use crate::domain::{AgentId, Channel, EntryPoint, Presence, QueueId, SkillRequirement};
+use crate::engine::{Command, WaitEstimate};
+use crate::error::{Error, Result};
+use crate::store::Store;
+use crate::store::writer::{CommitObserver, Writer, WriterConfig};
+use op::Op;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio::task::JoinHandle;
+
+/// Tuning of the live path, with documented defaults.
+#[derive(Debug, Clone, Copy)]
+pub struct LiveConfig {
+    /// An agent session with no message for this long is signed out (30 s).
+    pub heartbeat_timeout: Duration,
+    /// How long a submission or lifecycle report waits for its commit before
+    /// answering UNAVAILABLE; its records stay queued and are still written (5 s).
+    pub commit_hold: Duration,
+    /// How often waiting items' position and estimated wait are sent to the
+    /// bridge, for items whose figures changed (2 s).
+    pub position_interval: Duration,
+    /// Capacity of the router's command queue (4,096).
+    pub command_queue: usize,
+    /// Group-commit tuning.
+    pub writer: WriterConfig,
+}
+
+impl Default for LiveConfig {
+    fn default() -> Self {
+        Self {
+            heartbeat_timeout: Duration::from_secs(30),
+            commit_hold: Duration::from_secs(5),
+            position_interval: Duration::from_secs(2),
+            command_queue: 4_096,
+            writer: WriterConfig::default(),
+        }
+    }
+}
+
+/// A handle to the router task; cheap to clone, one per gRPC service.
+#[derive(Clone)]
+pub struct Live {
+    ops: mpsc::Sender<Op>,
+    writer: Writer,
+    store: Arc<dyn Store>,
+    config: LiveConfig,
+    /// Turns true when the server begins to shut down; sessions then say goodbye.
+    stopping: watch::Receiver<bool>,
+}
+
+/// The running router and writer tasks, to be awaited at shutdown.
+pub struct LiveTasks {
+    router: JoinHandle<()>,
+    writer: JoinHandle<()>,
+    stop: watch::Sender<bool>,
+}
+
+impl LiveTasks {
+    /// Tells every session the server is going away, so that streams end
+    /// and the gRPC front end can drain.
+    pub fn stop_sessions(&self) {
+        self.stop.send_replace(true);
+    }
+
+    /// Waits for the router to stop (every [`Live`] handle dropped) and the
+    /// writer to flush everything queued.
+    pub async fn join(self) {
+        if let Err(error) = self.router.await {
+            tracing::error!(%error, "router task failed");
+        }
+        if let Err(error) = self.writer.await {
+            tracing::error!(%error, "writer task failed");
+        }
+    }
+}
+
+impl Live {
+    /// Loads the configuration from the store into a new engine and starts
+    /// the router and writer tasks.
+    pub async fn start(
+        store: Arc<dyn Store>,
+        config: LiveConfig,
+        observer: Arc<dyn CommitObserver>,
+    ) -> Result<(Live, LiveTasks)> {
+        let (writer, writer_task) = Writer::spawn(store.clone(), config.writer, observer);
+        let mut router = router::Router::new(Clock::start(), writer.clone(), config);
+        router.load_configuration(
+            store.list_queues().await?,
+            store.list_agents().await?,
+            store.list_entry_points().await?,
+        );
+        let (ops, inbox) = mpsc::channel(config.command_queue);
+        let router_task = tokio::spawn(router.run(inbox));
+        let (stop, stopping) = watch::channel(false);
+        let live = Live {
+            ops,
+            writer,
+            store,
+            config,
+            stopping,
+        };
+        let tasks = LiveTasks {
+            router: router_task,
+            writer: writer_task,
+            stop,
+        };
+        Ok((live, tasks))
+    }
+
+    /// Completes when the server begins to shut down.
+    pub async fn stopping(&self) {
+        let mut stopping = self.stopping.clone();
+        // An error means the sender is gone, which also means stopping.
+        let _ = stopping.wait_for(|stop| *stop).await;
+    }
+
+    /// True when the store cannot take writes now (down or too far behind).
+    pub fn store_degraded(&self) -> bool {
+        self.writer.is_behind() || !self.writer.is_available()
+    }
+
+    /// The live path's settings.
+    pub fn config(&self) -> &LiveConfig {
+        &self.config
+    }
+
+    /// Sends an operation and waits for the router's reply.
+    async fn call<T>(&self, make: impl FnOnce(oneshot::Sender<T>) -> Op) -> Result<T> {
+        let (reply, answer) = oneshot::channel();
+        self.ops
+            .send(make(reply))
+            .await
+            .map_err(|_| Error::Unavailable("the server is shutting down".into()))?;
+        answer
+            .await
+            .map_err(|_| Error::Unavailable("the server is shutting down".into()))
+    }
+
+    /// Waits for records to be committed, at most `commit_hold`.
+    async fn committed(&self, commit: oneshot::Receiver<Result<()>>) -> Result<()> {
+        match tokio::time::timeout(self.config.commit_hold, commit).await {
+            Ok(Ok(result)) => result,
+            Ok(Err(_)) => Err(Error::Unavailable("the server is shutting down".into())),
+            Err(_) => Err(Error::Unavailable(
+                "the record is not stored yet; retry the same request later".into(),
+            )),
+        }
+    }
+
+    /// Turns an interaction into a work item; idempotent on its interaction
+    /// id, also across restarts (the store is asked first). Answers only once
+    /// the work item is durably stored.
+    pub async fn submit(&self, submission: Submission) -> Result<Submitted> {
+        if let Some(stored) = self
+            .store
+            .find_work_item(&submission.interaction_id)
+            .await?
+        {
+            let item = stored.item.id;
+            return self
+                .call(|reply| Op::Existing {
+                    item,
+                    stored,
+                    reply,
+                })
+                .await;
+        }
+        if self.writer.is_behind() || !self.writer.is_available() {
+            return Err(Error::Unavailable(
+                "the store is behind; retry in a few seconds".into(),
+            ));
+        }
+        let (submitted, commit) = self
+            .call(|reply| Op::Submit { submission, reply })
+            .await??;
+        self.committed(commit).await?;
+        submitted.into_result()
+    }
+
+    /// Applies a report from the bridge; answers once it is stored.
+    pub async fn report(&self, report: BridgeReport) -> Result<()> {
+        let commit = self.call(|reply| Op::Report { report, reply }).await??;
+        self.committed(commit).await
+    }
+
+    /// Ends an interaction by the bridge's id: an abandon while it waits or
+    /// is offered, the end of the conversation once connected.
+    pub async fn end_interaction(
+        &self,
+        interaction: crate::domain::InteractionId,
+    ) -> Result<crate::domain::WorkItemId> {
+        let (item, commit) = self
+            .call(|reply| Op::EndInteraction { interaction, reply })
+            .await??;
+        self.committed(commit).await?;
+        Ok(item)
+    }
+
+    /// How long a new item would wait in a queue, or at an entry point.
+    pub async fn estimate_wait(
+        &self,
+        target: WaitTarget,
+        channel: Channel,
+        language: Option<String>,
+        skills: Vec<SkillRequirement>,
+    ) -> Result<(QueueId, WaitEstimate)> {
+        self.call(|reply| Op::EstimateWait {
+            target,
+            channel,
+            language,
+            skills,
+            reply,
+        })
+        .await?
+    }
+
+    /// Every work item not yet finished, for a bridge resynchronising.
+    pub async fn open_interactions(&self) -> Result<Vec<OpenInteraction>> {
+        self.call(|reply| Op::OpenInteractions { reply }).await
+    }
+
+    /// Opens a bridge session; instructions arrive on the returned receiver,
+    /// starting with deliveries the bridge has not yet connected.
+    pub async fn open_bridge(
+        &self,
+        bridge_id: String,
+    ) -> Result<(u64, mpsc::UnboundedReceiver<BridgeNotice>)> {
+        self.call(|reply| Op::OpenBridge { bridge_id, reply }).await
+    }
+
+    /// Closes a bridge session.
+    pub async fn close_bridge(&self, session: u64) {
+        // Shutdown is the only failure, and then there is nothing to close.
+        let _ = self.call(|reply| Op::CloseBridge { session, reply }).await;
+    }
+
+    /// Signs an agent in and opens their session; a previous session of the
+    /// same agent is told to go away and closed (the new one takes over).
+    pub async fn sign_in(
+        &self,
+        agent: AgentId,
+        ready: bool,
+    ) -> Result<(u64, mpsc::UnboundedReceiver<AgentNotice>)> {
+        self.call(|reply| Op::SignIn {
+            agent,
+            ready,
+            reply,
+        })
+        .await?
+    }
+
+    /// Applies an agent's command, if `session` is still the agent's session.
+    pub async fn agent_command(&self, session: u64, command: Command) -> Result<()> {
+        self.call(|reply| Op::AgentCommand {
+            session,
+            command,
+            reply,
+        })
+        .await?
+    }
+
+    /// The agent's session ended (stream dropped or heartbeat lost): signs
+    /// the agent out unless another session has taken over.
+    pub async fn session_ended(&self, agent: AgentId, session: u64) {
+        // Shutdown is the only failure, and then there is nothing to sign out.
+        let _ = self
+            .call(|reply| Op::SessionEnded {
+                agent,
+                session,
+                reply,
+            })
+            .await;
+    }
+
+    /// Applies many presence changes; returns how many applied and the unknown agents.
+    pub async fn update_presence(
+        &self,
+        updates: Vec<(AgentId, Presence)>,
+    ) -> Result<(u32, Vec<AgentId>)> {
+        self.call(|reply| Op::Presence { updates, reply }).await
+    }
+
+    /// Applies a configuration change (upsert or remove a queue or agent) or a
+    /// supervisor action (force a state, move, reprioritise, cancel, assign).
+    pub async fn apply(&self, command: Command) -> Result<()> {
+        self.call(|reply| Op::Configure { command, reply }).await?
+    }
+
+    /// Creates, replaces or (with `None`) removes an entry point's mapping.
+    pub async fn map_entry_point(
+        &self,
+        address: crate::domain::EntryPointAddress,
+        entry: Option<EntryPoint>,
+    ) -> Result<()> {
+        self.call(|reply| Op::EntryPoint {
+            address,
+            entry,
+            reply,
+        })
+        .await
+    }
+}
+
+/// Where a wait estimate is asked for.
+#[derive(Debug, Clone)]
+pub enum WaitTarget {
+    /// The queue behind an entry point.
+    EntryPoint(crate::domain::EntryPointAddress),
+    /// A queue by name.
+    Queue(QueueId),
+}

@@ -1,0 +1,1126 @@
+//! The router task: the one owner of the engine. It applies operations in
+//! order, fires the engine's timers, and turns every effect into durable
+//! records, bridge instructions and agent events.
+
+use super::notices::{AgentNotice, BridgeNotice, DisconnectKind, OpenInteraction};
+use super::op::{BridgeReport, Commit, Op, Submission, Submitted};
+use super::{Clock, LiveConfig, WaitTarget};
+use crate::domain::{
+    Agent, AgentId, AgentKind, Disposition, EntryPoint, EntryPointAddress, InteractionId, Presence,
+    Queue, QueueId, Timestamp, WorkItemId,
+};
+use crate::engine::{
+    Command, Effect, Engine, ItemStatus, LimitReason, NewWorkItem, OfferEndReason,
+};
+use crate::error::{Error, Result};
+use crate::store::records::{
+    AgentStateRecord, EventKind, Record, StoredWorkItem, WorkItemEvent, WorkItemRecord,
+};
+use crate::store::writer::Writer;
+use std::collections::{HashMap, VecDeque};
+use std::time::Duration;
+use tokio::sync::{mpsc, oneshot};
+
+/// How many finished interactions are remembered for idempotent resubmission
+/// while their records may still be on their way to the store.
+const RECENTLY_CLOSED: usize = 100_000;
+
+/// What the router keeps of an open work item beyond what the engine routes with.
+struct Details {
+    /// The item as created (for offers, deliveries and records).
+    record: WorkItemRecord,
+    /// The queue it is in now.
+    queue: QueueId,
+    /// The agent who answered it.
+    agent: Option<AgentId>,
+    /// True once delivered to an agent (answered), until connected.
+    delivered: bool,
+    /// True once the bridge reported it connected.
+    connected: bool,
+    /// True once the conversation ended and the agent is wrapping up.
+    wrapping_up: bool,
+    /// The last position and wait (whole seconds) sent to the bridge.
+    last_position: Option<(u32, Option<u64>)>,
+}
+
+/// An agent's open session.
+struct AgentSession {
+    /// Tells this session apart from the agent's earlier and later ones.
+    id: u64,
+    /// Where the agent's events go.
+    notices: mpsc::UnboundedSender<AgentNotice>,
+}
+
+/// The router's state.
+pub(super) struct Router {
+    engine: Engine,
+    clock: Clock,
+    writer: Writer,
+    config: LiveConfig,
+    /// Entry point → queue.
+    entry_points: HashMap<EntryPointAddress, QueueId>,
+    /// Agent → UC address, for deliveries.
+    addresses: HashMap<AgentId, String>,
+    /// Agents whose presence the UC feed has reported since start. A formal
+    /// agent the feed has not reported is taken to be AVAILABLE when they
+    /// sign in: their ACD client is running, so they are at their desk.
+    presence_reported: std::collections::HashSet<AgentId>,
+    /// Every open work item.
+    items: HashMap<WorkItemId, Details>,
+    /// Open interactions: the bridge's id → the current segment.
+    interactions: HashMap<InteractionId, WorkItemId>,
+    /// Finished interactions, oldest first, with their first segment and queue.
+    closed: VecDeque<InteractionId>,
+    closed_items: HashMap<InteractionId, (WorkItemId, QueueId)>,
+    /// Agents' sessions.
+    agent_sessions: HashMap<AgentId, AgentSession>,
+    /// Bridge sessions.
+    bridges: HashMap<u64, mpsc::UnboundedSender<BridgeNotice>>,
+    /// The last session id handed out.
+    last_session: u64,
+    /// Scratch buffer for effects.
+    effects: Vec<Effect>,
+}
+
+impl Router {
+    pub(super) fn new(clock: Clock, writer: Writer, config: LiveConfig) -> Self {
+        Self {
+            engine: Engine::new(),
+            clock,
+            writer,
+            config,
+            entry_points: HashMap::new(),
+            addresses: HashMap::new(),
+            presence_reported: std::collections::HashSet::new(),
+            items: HashMap::new(),
+            interactions: HashMap::new(),
+            closed: VecDeque::new(),
+            closed_items: HashMap::new(),
+            agent_sessions: HashMap::new(),
+            bridges: HashMap::new(),
+            last_session: 0,
+            effects: Vec::new(),
+        }
+    }
+
+    /// Loads the stored configuration into the engine.
+    pub(super) fn load_configuration(
+        &mut self,
+        queues: Vec<Queue>,
+        agents: Vec<Agent>,
+        entry_points: Vec<EntryPoint>,
+    ) {
+        let now = self.clock.now();
+        for queue in queues {
+            let id = queue.id.clone();
+            if let Err(error) = self.engine.apply(Command::UpsertQueue(queue), now) {
+                tracing::error!(queue = %id, %error, "stored queue refused by the engine");
+            }
+        }
+        for agent in agents {
+            self.addresses
+                .insert(agent.id.clone(), agent.uc_address.clone());
+            let id = agent.id.clone();
+            if let Err(error) = self.engine.apply(Command::UpsertAgent(agent), now) {
+                tracing::error!(agent = %id, %error, "stored agent refused by the engine");
+            }
+        }
+        for entry in entry_points {
+            self.entry_points.insert(entry.address, entry.queue);
+        }
+    }
+
+    /// Runs until every [`super::Live`] handle is dropped.
+    pub(super) async fn run(mut self, mut inbox: mpsc::Receiver<Op>) {
+        let mut positions = tokio::time::interval(self.config.position_interval);
+        positions.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            let deadline = self.engine.next_deadline().map(|at| self.clock.instant(at));
+            tokio::select! {
+                op = inbox.recv() => {
+                    let Some(op) = op else { break };
+                    self.handle(op);
+                }
+                () = sleep_until(deadline), if deadline.is_some() => {
+                    let now = self.clock.now();
+                    let mut records = Vec::new();
+                    self.fire_timers(now, &mut records);
+                    self.writer.write_detached(records);
+                }
+                _ = positions.tick() => self.send_positions(),
+            }
+        }
+        for bridge in self.bridges.values() {
+            let _ = bridge.send(BridgeNotice::GoingAway);
+        }
+        for session in self.agent_sessions.values() {
+            let _ = session.notices.send(AgentNotice::GoingAway {
+                reason: "the server is shutting down",
+            });
+        }
+    }
+
+    /// Fires due timers so that a command applies to up-to-date state.
+    fn fire_timers(&mut self, now: Timestamp, records: &mut Vec<Record>) {
+        if self.engine.next_deadline().is_some_and(|at| at <= now) {
+            self.engine.tick_into(now, &mut self.effects);
+            self.dispatch(now, records);
+        }
+    }
+
+    /// Applies one command: due timers first, then the command, then its effects.
+    fn apply(&mut self, command: Command, records: &mut Vec<Record>) -> Result<()> {
+        let now = self.clock.now();
+        self.fire_timers(now, records);
+        let applied = self.engine.apply_into(command, now, &mut self.effects);
+        self.dispatch(now, records);
+        applied
+    }
+
+    fn handle(&mut self, op: Op) {
+        match op {
+            Op::Submit { submission, reply } => {
+                let _ = reply.send(self.submit(submission));
+            }
+            Op::Existing {
+                item,
+                stored,
+                reply,
+            } => {
+                let _ = reply.send(self.existing(item, &stored));
+            }
+            Op::Report { report, reply } => {
+                let _ = reply.send(self.report(report));
+            }
+            Op::EndInteraction { interaction, reply } => {
+                let _ = reply.send(self.end_interaction(&interaction));
+            }
+            Op::EstimateWait {
+                target,
+                channel,
+                language,
+                skills,
+                reply,
+            } => {
+                let answer = self.queue_for(&target).and_then(|queue| {
+                    let now = self.clock.now();
+                    let estimate = self.engine.estimate_wait(
+                        &queue,
+                        channel,
+                        language.as_deref(),
+                        &skills,
+                        now,
+                    )?;
+                    Ok((queue, estimate))
+                });
+                let _ = reply.send(answer);
+            }
+            Op::OpenInteractions { reply } => {
+                let _ = reply.send(self.open_interactions());
+            }
+            Op::OpenBridge { bridge_id, reply } => {
+                let _ = reply.send(self.open_bridge(&bridge_id));
+            }
+            Op::CloseBridge { session, reply } => {
+                self.bridges.remove(&session);
+                let _ = reply.send(());
+            }
+            Op::SignIn {
+                agent,
+                ready,
+                reply,
+            } => {
+                let _ = reply.send(self.sign_in(agent, ready));
+            }
+            Op::AgentCommand {
+                session,
+                command,
+                reply,
+            } => {
+                let _ = reply.send(self.agent_command(session, command));
+            }
+            Op::SessionEnded {
+                agent,
+                session,
+                reply,
+            } => {
+                self.session_ended(&agent, session);
+                let _ = reply.send(());
+            }
+            Op::Presence { updates, reply } => {
+                let _ = reply.send(self.presence(updates));
+            }
+            Op::Configure { command, reply } => {
+                let _ = reply.send(self.configure(command));
+            }
+            Op::EntryPoint {
+                address,
+                entry,
+                reply,
+            } => {
+                match entry {
+                    Some(entry) => self.entry_points.insert(address, entry.queue),
+                    None => self.entry_points.remove(&address),
+                };
+                let _ = reply.send(());
+            }
+        }
+    }
+
+    /// The queue a wait estimate or submission targets.
+    fn queue_for(&self, target: &WaitTarget) -> Result<QueueId> {
+        match target {
+            WaitTarget::Queue(queue) => Ok(queue.clone()),
+            WaitTarget::EntryPoint(address) => self
+                .entry_points
+                .get(address)
+                .cloned()
+                .ok_or_else(|| Error::not_found("entry point", address)),
+        }
+    }
+
+    /// An answer for an interaction submitted before.
+    fn existing(&self, item: WorkItemId, stored: &StoredWorkItem) -> Submitted {
+        let queue = self.items.get(&item).map_or_else(
+            || stored.item.queue.clone(),
+            |details| details.queue.clone(),
+        );
+        self.figures(item, queue, false)
+    }
+
+    /// A submission's current figures: position and estimated wait if waiting.
+    fn figures(&self, item: WorkItemId, queue: QueueId, created: bool) -> Submitted {
+        let wait = match self.engine.item(&item) {
+            Some(view) if matches!(view.status, ItemStatus::Waiting { .. }) => {
+                self.engine.item_wait(&item)
+            }
+            _ => None,
+        };
+        Submitted {
+            item,
+            queue,
+            position: wait.map_or(0, |wait| wait.position),
+            estimated_wait: wait.and_then(|wait| wait.estimated_wait),
+            created,
+            rejected: None,
+        }
+    }
+
+    /// An already-committed answer, for requests that change nothing.
+    fn nothing_to_commit() -> Commit {
+        let (done, commit) = oneshot::channel();
+        let _ = done.send(Ok(()));
+        commit
+    }
+
+    fn submit(&mut self, submission: Submission) -> Result<(Submitted, Commit)> {
+        if let Some(item) = self.interactions.get(&submission.interaction_id) {
+            let queue = self
+                .items
+                .get(item)
+                .map(|details| details.queue.clone())
+                .unwrap_or_else(|| "".into());
+            return Ok((self.figures(*item, queue, false), Self::nothing_to_commit()));
+        }
+        if let Some((item, queue)) = self.closed_items.get(&submission.interaction_id) {
+            return Ok((
+                self.figures(*item, queue.clone(), false),
+                Self::nothing_to_commit(),
+            ));
+        }
+        let queue = match (&submission.queue, &submission.entry_point) {
+            (Some(queue), _) => queue.clone(),
+            (None, Some(address)) => self.queue_for(&WaitTarget::EntryPoint(address.clone()))?,
+            (None, None) => {
+                return Err(Error::invalid(
+                    "entry_point",
+                    "an entry point or a queue is required",
+                ));
+            }
+        };
+        let now = self.clock.now();
+        let to_address = if submission.to_address.is_empty() {
+            submission
+                .entry_point
+                .as_ref()
+                .map(ToString::to_string)
+                .unwrap_or_default()
+        } else {
+            submission.to_address
+        };
+        let record = WorkItemRecord {
+            id: WorkItemId::new(),
+            interaction_id: submission.interaction_id,
+            segment: 0,
+            channel: submission.channel,
+            from_address: submission.from_address,
+            to_address,
+            display_name: submission.display_name,
+            entry_point: submission.entry_point,
+            language: submission.language,
+            attributes: submission.attributes,
+            required_skills: submission.required_skills,
+            priority: submission.priority,
+            is_transfer: false,
+            queue,
+            arrived_at: now,
+            enqueued_at: now,
+        };
+        let (submitted, records) = self.enqueue(record)?;
+        Ok((submitted, self.writer.write(records)))
+    }
+
+    /// Routes a new work item (first segment or transfer) and returns its
+    /// figures with the records to commit.
+    fn enqueue(&mut self, record: WorkItemRecord) -> Result<(Submitted, Vec<Record>)> {
+        let item = record.id;
+        let new = NewWorkItem {
+            id: item,
+            interaction: record.interaction_id.clone(),
+            channel: record.channel,
+            queue: record.queue.clone(),
+            language: record.language.clone(),
+            priority: record.priority,
+            skills: record.required_skills.clone(),
+            arrived_at: record.arrived_at,
+            enqueued_at: record.enqueued_at,
+            transfer: record.is_transfer,
+        };
+        let mut records = vec![Record::Created(record.clone())];
+        self.interactions
+            .insert(record.interaction_id.clone(), item);
+        let queue = record.queue.clone();
+        self.items.insert(
+            item,
+            Details {
+                record,
+                queue: queue.clone(),
+                agent: None,
+                delivered: false,
+                connected: false,
+                wrapping_up: false,
+                last_position: None,
+            },
+        );
+        let mut rejected = None;
+        let now = self.clock.now();
+        self.fire_timers(now, &mut records);
+        let start = self.effects.len();
+        if let Err(error) = self
+            .engine
+            .apply_into(Command::Submit(new), now, &mut self.effects)
+        {
+            if let Some(details) = self.items.remove(&item) {
+                self.interactions.remove(&details.record.interaction_id);
+            }
+            return Err(error);
+        }
+        for effect in &self.effects[start..] {
+            if let Effect::Rejected {
+                item: rejected_item,
+                queue,
+                ..
+            } = effect
+                && *rejected_item == item
+            {
+                rejected = Some(format!("queue {queue} is full"));
+            }
+        }
+        self.dispatch(now, &mut records);
+        let current = self
+            .items
+            .get(&item)
+            .map_or(queue, |details| details.queue.clone());
+        let mut submitted = self.figures(item, current, true);
+        submitted.rejected = rejected;
+        Ok((submitted, records))
+    }
+
+    fn report(&mut self, report: BridgeReport) -> Result<Commit> {
+        let mut records = Vec::new();
+        match report {
+            BridgeReport::Connected(item) => {
+                let details = self
+                    .items
+                    .get_mut(&item)
+                    .ok_or_else(|| Error::not_found("work item", item))?;
+                if !details.delivered {
+                    return Err(Error::FailedPrecondition(format!(
+                        "work item {item} was never delivered to an agent"
+                    )));
+                }
+                if details.connected {
+                    return Ok(Self::nothing_to_commit());
+                }
+                details.connected = true;
+                records.push(event(
+                    item,
+                    self.clock.now(),
+                    EventKind::Connected,
+                    details.queue.clone(),
+                    details.agent.clone(),
+                ));
+            }
+            BridgeReport::HungUp(item) => self.finish(item, &mut records)?,
+            BridgeReport::Ended(item) => {
+                self.require_open(item)?;
+                self.apply(Command::End(item), &mut records)?;
+            }
+            BridgeReport::Transfer { item, queue } => self.transfer(item, queue, &mut records)?,
+        }
+        Ok(self.writer.write(records))
+    }
+
+    fn require_open(&self, item: WorkItemId) -> Result<&Details> {
+        self.items
+            .get(&item)
+            .ok_or_else(|| Error::not_found("work item", item))
+    }
+
+    /// The consumer left: an abandon while waiting or offered, the end of the
+    /// conversation once answered.
+    fn finish(&mut self, item: WorkItemId, records: &mut Vec<Record>) -> Result<()> {
+        let wrapping_up = self.require_open(item)?.wrapping_up;
+        if wrapping_up {
+            return Ok(());
+        }
+        match self.engine.item(&item).map(|view| view.status) {
+            Some(ItemStatus::Connected { .. }) => self.apply(Command::End(item), records),
+            Some(_) => self.apply(Command::Abandon(item), records),
+            None => Err(Error::not_found("work item", item)),
+        }
+    }
+
+    fn end_interaction(&mut self, interaction: &InteractionId) -> Result<(WorkItemId, Commit)> {
+        let item = *self
+            .interactions
+            .get(interaction)
+            .ok_or_else(|| Error::not_found("open interaction", interaction))?;
+        let mut records = Vec::new();
+        self.finish(item, &mut records)?;
+        Ok((item, self.writer.write(records)))
+    }
+
+    /// Ends an answered segment and queues a new one in `queue`, marked as a transfer.
+    fn transfer(
+        &mut self,
+        item: WorkItemId,
+        queue: QueueId,
+        records: &mut Vec<Record>,
+    ) -> Result<()> {
+        let details = self.require_open(item)?;
+        if !matches!(
+            self.engine.item(&item).map(|view| view.status),
+            Some(ItemStatus::Connected { .. })
+        ) {
+            return Err(Error::FailedPrecondition(format!(
+                "work item {item} is not answered; only answered items can be transferred"
+            )));
+        }
+        if self
+            .engine
+            .queue_snapshot(&queue, details.record.channel, self.clock.now())
+            .is_err()
+        {
+            return Err(Error::not_found("queue", &queue));
+        }
+        let now = self.clock.now();
+        let next = WorkItemRecord {
+            id: WorkItemId::new(),
+            segment: details.record.segment + 1,
+            is_transfer: true,
+            queue,
+            arrived_at: now,
+            enqueued_at: now,
+            ..details.record.clone()
+        };
+        self.apply(Command::End(item), records)?;
+        let (_, more) = self.enqueue(next)?;
+        records.extend(more);
+        Ok(())
+    }
+
+    fn open_interactions(&self) -> Vec<OpenInteraction> {
+        let mut open = Vec::with_capacity(self.items.len());
+        for (id, details) in &self.items {
+            let state = if details.wrapping_up {
+                "wrap_up"
+            } else if details.connected {
+                "connected"
+            } else {
+                match self.engine.item(id).map(|view| view.status) {
+                    Some(ItemStatus::Waiting { .. }) => "waiting",
+                    Some(ItemStatus::Offered { .. }) => "offered",
+                    _ => "answered",
+                }
+            };
+            open.push(OpenInteraction {
+                item: *id,
+                interaction: details.record.interaction_id.clone(),
+                queue: details.queue.clone(),
+                state,
+                agent: details.agent.clone(),
+                arrived_at: details.record.arrived_at,
+            });
+        }
+        open.sort_by_key(|interaction| (interaction.arrived_at, interaction.item));
+        open
+    }
+
+    fn open_bridge(&mut self, bridge_id: &str) -> (u64, mpsc::UnboundedReceiver<BridgeNotice>) {
+        self.last_session += 1;
+        let session = self.last_session;
+        let (notices, receiver) = mpsc::unbounded_channel();
+        for (id, details) in &self.items {
+            if details.delivered
+                && !details.connected
+                && let Some(notice) = self.delivery(*id, details)
+            {
+                let _ = notices.send(notice);
+            }
+        }
+        tracing::info!(bridge = bridge_id, session, "bridge session opened");
+        self.bridges.insert(session, notices);
+        (session, receiver)
+    }
+
+    /// The delivery instruction for an answered item.
+    fn delivery(&self, item: WorkItemId, details: &Details) -> Option<BridgeNotice> {
+        let agent = details.agent.clone()?;
+        let address = self.addresses.get(&agent).cloned().unwrap_or_default();
+        Some(BridgeNotice::Deliver {
+            item,
+            interaction: details.record.interaction_id.clone(),
+            agent,
+            address,
+        })
+    }
+
+    fn sign_in(
+        &mut self,
+        agent: AgentId,
+        ready: bool,
+    ) -> Result<(u64, mpsc::UnboundedReceiver<AgentNotice>)> {
+        if self.engine.agent(&agent).is_none() {
+            return Err(Error::not_found("agent", &agent));
+        }
+        self.last_session += 1;
+        let id = self.last_session;
+        let (notices, receiver) = mpsc::unbounded_channel();
+        let previous = self
+            .agent_sessions
+            .insert(agent.clone(), AgentSession { id, notices });
+        if let Some(previous) = previous {
+            tracing::info!(agent = %agent, "a new session takes over from the previous one");
+            let _ = previous.notices.send(AgentNotice::GoingAway {
+                reason: "another session signed in as this agent",
+            });
+        }
+        let mut records = Vec::new();
+        let formal = self
+            .engine
+            .agent(&agent)
+            .is_some_and(|view| view.kind == AgentKind::Formal);
+        if formal && !self.presence_reported.contains(&agent) {
+            let assumed = Command::SetPresence {
+                agent: agent.clone(),
+                presence: Presence::Available,
+            };
+            if let Err(error) = self.apply(assumed, &mut records) {
+                tracing::warn!(agent = %agent, %error, "assuming presence failed");
+            }
+        }
+        let signed_in = self.apply(
+            Command::SignIn {
+                agent: agent.clone(),
+                ready,
+            },
+            &mut records,
+        );
+        self.writer.write_detached(records);
+        if let Err(error) = signed_in {
+            self.agent_sessions.remove(&agent);
+            return Err(error);
+        }
+        Ok((id, receiver))
+    }
+
+    /// The agent whose current session is `session`.
+    fn session_agent(&self, session: u64) -> Option<AgentId> {
+        for (agent, open) in &self.agent_sessions {
+            if open.id == session {
+                return Some(agent.clone());
+            }
+        }
+        None
+    }
+
+    fn agent_command(&mut self, session: u64, command: Command) -> Result<()> {
+        let Some(agent) = self.session_agent(session) else {
+            return Err(Error::FailedPrecondition(
+                "this session was taken over or has ended".into(),
+            ));
+        };
+        let signing_out = matches!(command, Command::SignOut(_));
+        let mut records = Vec::new();
+        let result = self.apply(command, &mut records);
+        self.writer.write_detached(records);
+        if signing_out && result.is_ok() {
+            self.agent_sessions.remove(&agent);
+        }
+        result
+    }
+
+    fn session_ended(&mut self, agent: &AgentId, session: u64) {
+        let current = self.agent_sessions.get(agent).map(|open| open.id);
+        if current != Some(session) {
+            return;
+        }
+        self.agent_sessions.remove(agent);
+        let mut records = Vec::new();
+        if let Err(error) = self.apply(Command::SignOut(agent.clone()), &mut records) {
+            tracing::warn!(agent = %agent, %error, "signing out after the session ended failed");
+        }
+        self.writer.write_detached(records);
+        tracing::info!(agent = %agent, "agent session ended; signed out");
+    }
+
+    fn presence(
+        &mut self,
+        updates: Vec<(AgentId, crate::domain::Presence)>,
+    ) -> (u32, Vec<AgentId>) {
+        let now = self.clock.now();
+        let mut records = Vec::new();
+        self.fire_timers(now, &mut records);
+        let mut applied = 0;
+        let mut unknown = Vec::new();
+        for (agent, presence) in updates {
+            let command = Command::SetPresence {
+                agent: agent.clone(),
+                presence,
+            };
+            match self.engine.apply_into(command, now, &mut self.effects) {
+                Ok(()) => {
+                    applied += 1;
+                    self.presence_reported.insert(agent);
+                }
+                Err(_) => unknown.push(agent),
+            }
+        }
+        self.dispatch(now, &mut records);
+        self.writer.write_detached(records);
+        (applied, unknown)
+    }
+
+    fn configure(&mut self, command: Command) -> Result<()> {
+        match &command {
+            Command::UpsertAgent(agent) => {
+                self.addresses
+                    .insert(agent.id.clone(), agent.uc_address.clone());
+            }
+            Command::RemoveAgent(agent) if self.agent_sessions.contains_key(agent) => {
+                return Err(Error::FailedPrecondition(format!(
+                    "agent {agent} is signed in"
+                )));
+            }
+            _ => {}
+        }
+        let removed_agent = match &command {
+            Command::RemoveAgent(agent) => Some(agent.clone()),
+            _ => None,
+        };
+        let mut records = Vec::new();
+        let result = self.apply(command, &mut records);
+        self.writer.write_detached(records);
+        if let (Ok(()), Some(agent)) = (&result, removed_agent) {
+            self.addresses.remove(&agent);
+        }
+        result
+    }
+
+    /// Sends position updates for waiting items whose figures changed.
+    fn send_positions(&mut self) {
+        if self.bridges.is_empty() {
+            return;
+        }
+        let mut updates = Vec::new();
+        for (id, details) in &mut self.items {
+            let Some(wait) = self.engine.item_wait(id) else {
+                continue;
+            };
+            let waiting = matches!(
+                self.engine.item(id).map(|view| view.status),
+                Some(ItemStatus::Waiting { .. })
+            );
+            if !waiting {
+                continue;
+            }
+            let figures = (
+                wait.position,
+                wait.estimated_wait.map(|wait| wait.as_secs()),
+            );
+            if details.last_position == Some(figures) {
+                continue;
+            }
+            details.last_position = Some(figures);
+            updates.push(BridgeNotice::Position {
+                item: *id,
+                position: wait.position,
+                estimated_wait: wait.estimated_wait,
+            });
+        }
+        for update in updates {
+            self.to_bridges(update);
+        }
+    }
+
+    fn to_bridges(&self, notice: BridgeNotice) {
+        for bridge in self.bridges.values() {
+            let _ = bridge.send(notice.clone());
+        }
+    }
+
+    fn to_agent(&self, agent: &AgentId, notice: AgentNotice) {
+        if let Some(session) = self.agent_sessions.get(agent) {
+            let _ = session.notices.send(notice);
+        }
+    }
+
+    /// The queue an item is in, for records of effects that do not carry it.
+    fn queue_of(&self, item: WorkItemId) -> QueueId {
+        self.items
+            .get(&item)
+            .map_or_else(|| QueueId::new(""), |details| details.queue.clone())
+    }
+
+    /// Forgets a finished item; its interaction is remembered a while for idempotency.
+    fn close(&mut self, item: WorkItemId) {
+        let Some(details) = self.items.remove(&item) else {
+            return;
+        };
+        let interaction = details.record.interaction_id;
+        if self.interactions.get(&interaction) != Some(&item) {
+            return;
+        }
+        self.interactions.remove(&interaction);
+        if details.record.segment == 0 {
+            self.closed_items
+                .insert(interaction.clone(), (item, details.record.queue));
+            self.closed.push_back(interaction);
+            if self.closed.len() > RECENTLY_CLOSED
+                && let Some(oldest) = self.closed.pop_front()
+            {
+                self.closed_items.remove(&oldest);
+            }
+        }
+    }
+
+    /// Turns the buffered effects into records and notices.
+    fn dispatch(&mut self, now: Timestamp, records: &mut Vec<Record>) {
+        let effects = std::mem::take(&mut self.effects);
+        for effect in &effects {
+            self.dispatch_one(effect, now, records);
+        }
+        let mut reuse = effects;
+        reuse.clear();
+        self.effects = reuse;
+    }
+
+    fn dispatch_one(&mut self, effect: &Effect, now: Timestamp, records: &mut Vec<Record>) {
+        match effect {
+            Effect::Queued { item, queue, .. } => {
+                if let Some(details) = self.items.get_mut(item) {
+                    details.queue = queue.clone();
+                }
+                records.push(event(*item, now, EventKind::Queued, queue.clone(), None));
+            }
+            Effect::Offered {
+                item,
+                agent,
+                queue,
+                expires_at,
+                ..
+            } => {
+                records.push(event(
+                    *item,
+                    now,
+                    EventKind::Offered,
+                    queue.clone(),
+                    Some(agent.clone()),
+                ));
+                if let Some(details) = self.items.get(item) {
+                    let record = &details.record;
+                    let notice = AgentNotice::Offer {
+                        item: *item,
+                        interaction: record.interaction_id.clone(),
+                        channel: record.channel,
+                        from_address: record.from_address.clone(),
+                        display_name: record.display_name.clone(),
+                        attributes: record.attributes.clone(),
+                        language: record.language.clone(),
+                        queue: queue.clone(),
+                        waited: now.since(record.arrived_at),
+                        expires_at: *expires_at,
+                    };
+                    self.to_agent(agent, notice);
+                }
+            }
+            Effect::OfferEnded {
+                item,
+                agent,
+                reason,
+            } => {
+                let kind = match reason {
+                    OfferEndReason::Declined => EventKind::OfferDeclined,
+                    OfferEndReason::TimedOut => EventKind::OfferTimedOut,
+                    OfferEndReason::Rescinded => EventKind::OfferRescinded,
+                };
+                records.push(event(
+                    *item,
+                    now,
+                    kind,
+                    self.queue_of(*item),
+                    Some(agent.clone()),
+                ));
+                self.to_agent(
+                    agent,
+                    AgentNotice::OfferEnded {
+                        item: *item,
+                        reason: *reason,
+                    },
+                );
+            }
+            Effect::Answered {
+                item, agent, queue, ..
+            } => {
+                records.push(event(
+                    *item,
+                    now,
+                    EventKind::Answered,
+                    queue.clone(),
+                    Some(agent.clone()),
+                ));
+                if let Some(details) = self.items.get_mut(item) {
+                    details.agent = Some(agent.clone());
+                    details.delivered = true;
+                }
+                let delivery = self
+                    .items
+                    .get(item)
+                    .and_then(|details| self.delivery(*item, details));
+                if let Some(delivery) = delivery {
+                    self.to_bridges(delivery);
+                }
+            }
+            Effect::Abandoned { item, queue, .. } => {
+                records.push(event(*item, now, EventKind::Abandoned, queue.clone(), None));
+                self.close(*item);
+            }
+            Effect::Overflowed {
+                item,
+                from,
+                to,
+                reason,
+                ..
+            } => {
+                let mut overflowed = event(*item, now, EventKind::Overflowed, to.clone(), None);
+                if let Record::Event(overflow) = &mut overflowed {
+                    overflow.detail = format!(
+                        r#"{{"from":{},"reason":"{}"}}"#,
+                        json_string(from.as_str()),
+                        limit_name(*reason)
+                    );
+                }
+                records.push(overflowed);
+                if let Some(details) = self.items.get_mut(item) {
+                    details.queue = to.clone();
+                }
+                self.to_bridges(BridgeNotice::Overflow {
+                    item: *item,
+                    from: from.clone(),
+                    to: to.clone(),
+                    reason: limit_name(*reason),
+                });
+            }
+            Effect::Rejected {
+                item,
+                queue,
+                reason,
+                ..
+            } => {
+                let mut rejected = event(*item, now, EventKind::Rejected, queue.clone(), None);
+                if let Record::Event(refusal) = &mut rejected {
+                    refusal.detail = format!(r#"{{"reason":"{}"}}"#, limit_name(*reason));
+                }
+                records.push(rejected);
+                self.close(*item);
+            }
+            Effect::Disposed {
+                item,
+                queue,
+                disposition,
+                reason,
+                ..
+            } => {
+                let (kind, message) = match disposition {
+                    Disposition::Voicemail => (DisconnectKind::Voicemail, String::new()),
+                    Disposition::Callback => (DisconnectKind::Callback, String::new()),
+                    Disposition::Disconnect { message } => {
+                        (DisconnectKind::Message, message.clone())
+                    }
+                    Disposition::Reject | Disposition::Overflow { .. } => {
+                        (DisconnectKind::Message, String::new())
+                    }
+                };
+                let mut disposed = event(*item, now, EventKind::Disposed, queue.clone(), None);
+                if let Record::Event(disposal) = &mut disposed {
+                    disposal.detail =
+                        serde_json::to_string(disposition).unwrap_or_else(|_| "{}".into());
+                }
+                records.push(disposed);
+                self.to_bridges(BridgeNotice::Disconnect {
+                    item: *item,
+                    kind,
+                    message,
+                    reason: limit_name(*reason),
+                });
+                self.close(*item);
+            }
+            Effect::Completed {
+                item,
+                agent,
+                queue,
+                wrap_up_until,
+                ..
+            } => {
+                records.push(event(
+                    *item,
+                    now,
+                    EventKind::Ended,
+                    queue.clone(),
+                    Some(agent.clone()),
+                ));
+                let wrap_up = wrap_up_until.map_or(Duration::ZERO, |until| until.since(now));
+                self.to_agent(
+                    agent,
+                    AgentNotice::ItemEnded {
+                        item: *item,
+                        wrap_up,
+                    },
+                );
+                if wrap_up_until.is_none() {
+                    records.push(event(
+                        *item,
+                        now,
+                        EventKind::Completed,
+                        queue.clone(),
+                        Some(agent.clone()),
+                    ));
+                    self.close(*item);
+                } else if let Some(details) = self.items.get_mut(item) {
+                    details.wrapping_up = true;
+                }
+            }
+            Effect::WrapUpEnded {
+                item, agent, queue, ..
+            } => {
+                records.push(event(
+                    *item,
+                    now,
+                    EventKind::Completed,
+                    queue.clone(),
+                    Some(agent.clone()),
+                ));
+                self.close(*item);
+            }
+            Effect::AgentState { agent, state, at } => {
+                let reason = match state {
+                    crate::domain::RoutingState::NotReady { reason } => Some(reason.clone()),
+                    _ => None,
+                };
+                records.push(Record::AgentState(AgentStateRecord {
+                    agent: agent.clone(),
+                    at: *at,
+                    state: state.as_str().to_string(),
+                    reason,
+                }));
+                self.to_agent(
+                    agent,
+                    AgentNotice::State {
+                        state: state.clone(),
+                        since: *at,
+                    },
+                );
+            }
+            Effect::Cancelled { item, queue, .. } => {
+                records.push(event(*item, now, EventKind::Cancelled, queue.clone(), None));
+                self.to_bridges(BridgeNotice::Disconnect {
+                    item: *item,
+                    kind: DisconnectKind::Cancelled,
+                    message: String::new(),
+                    reason: "supervisor",
+                });
+                self.close(*item);
+            }
+            Effect::Moved { item, to, .. } => {
+                records.push(event(*item, now, EventKind::Moved, to.clone(), None));
+                if let Some(details) = self.items.get_mut(item) {
+                    details.queue = to.clone();
+                }
+            }
+            Effect::Reprioritised {
+                item,
+                queue,
+                priority,
+            } => {
+                let mut changed = event(*item, now, EventKind::Reprioritised, queue.clone(), None);
+                if let Record::Event(change) = &mut changed {
+                    change.priority = Some(*priority);
+                }
+                records.push(changed);
+            }
+        }
+    }
+}
+
+/// Sleeps until `deadline`, or for ever without one (the select guard skips it then).
+async fn sleep_until(deadline: Option<tokio::time::Instant>) {
+    match deadline {
+        Some(deadline) => tokio::time::sleep_until(deadline).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// A lifecycle event record with no detail.
+fn event(
+    item: WorkItemId,
+    at: Timestamp,
+    kind: EventKind,
+    queue: QueueId,
+    agent: Option<AgentId>,
+) -> Record {
+    Record::Event(WorkItemEvent {
+        work_item: item,
+        at,
+        kind,
+        queue,
+        agent,
+        priority: None,
+        detail: "{}".into(),
+    })
+}
+
+/// A limit's name in records and instructions.
+fn limit_name(reason: LimitReason) -> &'static str {
+    match reason {
+        LimitReason::Full => "queue_full",
+        LimitReason::MaxWait => "max_wait",
+        LimitReason::NoAgents => "no_agents",
+        LimitReason::OverflowFailed => "overflow_failed",
+    }
+}
+
+/// A JSON string literal.
+fn json_string(text: &str) -> String {
+    serde_json::to_string(text).unwrap_or_else(|_| "\"\"".into())
+}

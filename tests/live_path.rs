@@ -1,0 +1,711 @@
+//! The live path end to end: the real server on 127.0.0.1:0, a scripted
+//! bridge and several agents as real gRPC clients, on every back-end. After
+//! each test the database must hold a consistent lifecycle for every item.
+
+mod common;
+
+use common::sessions::{
+    AgentClient, AgentKind, AgentKind2, BridgeClient, Report, interaction_request,
+};
+use common::{Backend, TestServer};
+use std::time::Duration;
+use switchboard::proto::v1 as pb;
+use switchboard::proto::v1::presence_service_client::PresenceServiceClient;
+use switchboard::store::records::EventKind as K;
+use tonic::Code;
+
+const SUPPORT: &str = "sip:support@contoso.example";
+const VOICE: pb::Channel = pb::Channel::Voice;
+const CHAT: pb::Channel = pb::Channel::Chat;
+
+/// A server with a small centre: skills billing and lang:fr, queue `support`
+/// (any agent, 2 s offer timeout, 1 s wrap-up), its entry point, and agents.
+struct Centre {
+    server: TestServer,
+}
+
+fn agent(id: &str, billing: i32) -> pb::Agent {
+    pb::Agent {
+        id: id.into(),
+        display_name: id.to_uppercase(),
+        uc_address: format!("sip:{id}@contoso.example"),
+        skills: vec![pb::AgentSkill {
+            skill: "billing".into(),
+            level: billing,
+        }],
+        queues: vec!["support".into()],
+        ..Default::default()
+    }
+}
+
+fn support_queue() -> pb::Queue {
+    pb::Queue {
+        id: "support".into(),
+        offer_timeout_secs: Some(2),
+        wrap_up_secs: 1,
+        reoffer_delay_secs: Some(60),
+        ..Default::default()
+    }
+}
+
+impl Centre {
+    async fn start(backend: &Backend, queue: pb::Queue, agents: Vec<pb::Agent>) -> Self {
+        let server = TestServer::start(&backend.url).await;
+        let mut supervisor = server.supervisor().await;
+        for name in ["billing", "lang:fr"] {
+            let skill = pb::Skill {
+                name: name.into(),
+                description: String::new(),
+            };
+            supervisor
+                .create_skill(pb::CreateSkillRequest { skill: Some(skill) })
+                .await
+                .unwrap();
+        }
+        supervisor
+            .create_queue(pb::CreateQueueRequest { queue: Some(queue) })
+            .await
+            .unwrap();
+        let entry = pb::EntryPoint {
+            address: SUPPORT.into(),
+            queue: "support".into(),
+            description: String::new(),
+        };
+        supervisor
+            .create_entry_point(pb::CreateEntryPointRequest {
+                entry_point: Some(entry),
+            })
+            .await
+            .unwrap();
+        for agent in agents {
+            supervisor
+                .create_agent(pb::CreateAgentRequest { agent: Some(agent) })
+                .await
+                .unwrap();
+        }
+        Self { server }
+    }
+
+    async fn bridge(&self) -> BridgeClient {
+        BridgeClient::open(self.server.channel().await).await
+    }
+
+    async fn agent(&self, id: &str) -> AgentClient {
+        AgentClient::sign_in(self.server.channel().await, id, true).await
+    }
+}
+
+#[tokio::test]
+async fn a_call_flows_from_submission_to_wrap_up_and_back_to_ready() {
+    for backend in common::backends().await {
+        let centre = Centre::start(&backend, support_queue(), vec![agent("alice", 3)]).await;
+        let mut bridge = centre.bridge().await;
+        let mut alice = centre.agent("alice").await;
+        alice.state(pb::RoutingState::Ready).await;
+
+        let submitted = bridge.submit("call-1", VOICE, SUPPORT).await;
+        assert!(submitted.created);
+        assert_eq!(submitted.queue, "support");
+        let offer = alice.offer().await;
+        assert_eq!(offer.work_item_id, submitted.work_item_id);
+        assert_eq!(
+            (offer.from_address.as_str(), offer.display_name.as_str()),
+            ("sip:jane@consumer.example", "Jane Consumer")
+        );
+        assert_eq!(
+            offer.attributes.get("page_url").map(String::as_str),
+            Some("https://contoso.example/pricing")
+        );
+        assert_eq!(
+            (offer.queue.as_str(), offer.channel),
+            ("support", VOICE as i32)
+        );
+        assert!(offer.waited.is_some() && offer.expires_at.is_some());
+        alice.state(pb::RoutingState::Reserved).await;
+
+        alice.accept(&offer.work_item_id).await;
+        alice.state(pb::RoutingState::Busy).await;
+        let delivery = bridge.delivery(&offer.work_item_id).await;
+        assert_eq!(
+            (delivery.agent_id.as_str(), delivery.agent_address.as_str()),
+            ("alice", "sip:alice@contoso.example")
+        );
+        assert_eq!(delivery.interaction_id, "call-1");
+
+        let item = offer.work_item_id.clone();
+        let ack = bridge
+            .report(Report::Connected(pb::InteractionConnected {
+                work_item_id: item.clone(),
+            }))
+            .await;
+        assert_eq!(ack.code, 0, "{ack:?}");
+        let ack = bridge
+            .report(Report::Ended(pb::InteractionEnded {
+                work_item_id: item.clone(),
+            }))
+            .await;
+        assert_eq!(ack.code, 0, "{ack:?}");
+        let ended = alice
+            .event("item ended", |kind| matches!(kind, AgentKind::ItemEnded(_)))
+            .await;
+        let AgentKind::ItemEnded(ended) = ended else {
+            unreachable!()
+        };
+        assert_eq!(ended.wrap_up.map(|d| d.seconds), Some(1));
+        alice.state(pb::RoutingState::WrapUp).await;
+        alice.state(pb::RoutingState::Ready).await;
+        centre.server.stop().await;
+
+        let lifecycles = common::check_lifecycles(&backend).await;
+        assert_eq!(
+            lifecycles,
+            vec![vec![
+                K::Queued,
+                K::Offered,
+                K::Answered,
+                K::Connected,
+                K::Ended,
+                K::Completed
+            ]],
+            "on {}",
+            backend.name
+        );
+        let store = switchboard::store::connect(&backend.url).await.unwrap();
+        let states: Vec<String> = store
+            .agent_states(&"alice".into())
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|s| s.state)
+            .collect();
+        assert_eq!(
+            states,
+            [
+                "ready",
+                "reserved",
+                "busy",
+                "wrap_up",
+                "ready",
+                "logged_out"
+            ],
+            "on {}",
+            backend.name
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_declined_or_unanswered_offer_goes_to_another_agent() {
+    for backend in common::backends().await {
+        let centre = Centre::start(
+            &backend,
+            support_queue(),
+            vec![agent("alice", 3), agent("bob", 3)],
+        )
+        .await;
+        let mut bridge = centre.bridge().await;
+        let mut first = centre.agent("alice").await;
+        bridge.submit("call-1", VOICE, SUPPORT).await;
+        let offer = first.offer().await;
+        let mut second = centre.agent("bob").await;
+        first
+            .request(
+                AgentKind2::Decline(pb::DeclineOffer {
+                    work_item_id: offer.work_item_id.clone(),
+                    reason: "busy".into(),
+                }),
+                Code::Ok,
+            )
+            .await;
+        let again = second.offer().await;
+        assert_eq!(
+            again.work_item_id, offer.work_item_id,
+            "the declined item goes to the other agent"
+        );
+        second.accept(&again.work_item_id).await;
+        let rescinded = first
+            .event("offer ended", |kind| {
+                matches!(kind, AgentKind::OfferRescinded(_))
+            })
+            .await;
+        assert!(matches!(rescinded, AgentKind::OfferRescinded(r) if r.reason == "declined"));
+
+        // The second call is offered to the first agent (the other is busy) and left to time out.
+        bridge.submit("call-2", VOICE, SUPPORT).await;
+        let unanswered = first.offer().await;
+        let timed_out = first
+            .event(
+                "offer timeout",
+                |kind| matches!(kind, AgentKind::OfferRescinded(r) if r.reason == "timeout"),
+            )
+            .await;
+        assert!(
+            matches!(timed_out, AgentKind::OfferRescinded(r) if r.work_item_id == unanswered.work_item_id)
+        );
+        centre.server.stop().await;
+        let lifecycles = common::check_lifecycles(&backend).await;
+        assert!(
+            lifecycles[0].starts_with(&[
+                K::Queued,
+                K::Offered,
+                K::OfferDeclined,
+                K::Offered,
+                K::Answered
+            ]),
+            "{lifecycles:?}"
+        );
+        assert!(lifecycles[1].contains(&K::OfferTimedOut), "{lifecycles:?}");
+    }
+}
+
+#[tokio::test]
+async fn a_consumer_abandons_while_queued_and_while_offered() {
+    for backend in common::backends().await {
+        let centre = Centre::start(&backend, support_queue(), vec![agent("alice", 3)]).await;
+        let mut bridge = centre.bridge().await;
+        let queued = bridge.submit("call-1", VOICE, SUPPORT).await;
+        assert_eq!(
+            queued.position, 1,
+            "nobody is signed in: the call waits first in line"
+        );
+        let ack = bridge
+            .report(Report::ConsumerHungUp(pb::ConsumerHungUp {
+                work_item_id: queued.work_item_id.clone(),
+            }))
+            .await;
+        assert_eq!(ack.code, 0, "{ack:?}");
+
+        let mut alice = centre.agent("alice").await;
+        let offered = bridge.submit("call-2", VOICE, SUPPORT).await;
+        let offer = alice.offer().await;
+        assert_eq!(offer.work_item_id, offered.work_item_id);
+        let ended = bridge
+            .client
+            .end_interaction(pb::EndInteractionRequest {
+                interaction_id: "call-2".into(),
+                reason: "hung up".into(),
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(ended.work_item_id, offered.work_item_id);
+        let rescinded = alice
+            .event("offer rescinded", |kind| {
+                matches!(kind, AgentKind::OfferRescinded(_))
+            })
+            .await;
+        assert!(
+            matches!(rescinded, AgentKind::OfferRescinded(r) if r.work_item_id == offer.work_item_id)
+        );
+        alice.state(pb::RoutingState::Ready).await;
+        centre.server.stop().await;
+        let lifecycles = common::check_lifecycles(&backend).await;
+        assert_eq!(lifecycles[0], [K::Queued, K::Abandoned]);
+        assert_eq!(
+            lifecycles[1],
+            [K::Queued, K::Offered, K::OfferRescinded, K::Abandoned]
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_dropped_agent_stream_puts_the_offer_back_in_line() {
+    for backend in common::backends().await {
+        let centre = Centre::start(
+            &backend,
+            support_queue(),
+            vec![agent("alice", 3), agent("bob", 3)],
+        )
+        .await;
+        let mut bridge = centre.bridge().await;
+        let mut alice = centre.agent("alice").await;
+        let submitted = bridge.submit("call-1", VOICE, SUPPORT).await;
+        let offer = alice.offer().await;
+        assert_eq!(offer.work_item_id, submitted.work_item_id);
+        alice.drop_stream();
+        let mut bob = centre.agent("bob").await;
+        let again = bob.offer().await;
+        assert_eq!(
+            again.work_item_id, submitted.work_item_id,
+            "the offer went back in line and to bob"
+        );
+        centre.server.stop().await;
+        let lifecycles = common::check_lifecycles(&backend).await;
+        assert!(
+            lifecycles[0].starts_with(&[K::Queued, K::Offered, K::OfferRescinded, K::Offered]),
+            "{lifecycles:?}"
+        );
+        let store = switchboard::store::connect(&backend.url).await.unwrap();
+        let states = store.agent_states(&"alice".into()).await.unwrap();
+        assert_eq!(
+            states.last().map(|s| s.state.as_str()),
+            Some("logged_out"),
+            "alice was signed out"
+        );
+    }
+}
+
+#[tokio::test]
+async fn one_agent_takes_three_chats_but_no_chat_during_a_call() {
+    for backend in common::backends().await {
+        let centre = Centre::start(&backend, support_queue(), vec![agent("alice", 3)]).await;
+        let mut bridge = centre.bridge().await;
+        let mut alice = centre.agent("alice").await;
+        for n in 1..=4 {
+            bridge.submit(&format!("chat-{n}"), CHAT, SUPPORT).await;
+        }
+        for _ in 0..3 {
+            let offer = alice.offer().await;
+            assert_eq!(offer.channel, CHAT as i32);
+            alice.accept(&offer.work_item_id).await;
+        }
+        assert!(
+            !alice.offered_within(Duration::from_millis(500)).await,
+            "capacity 3: the fourth chat waits"
+        );
+        centre.server.stop().await;
+        let lifecycles = common::check_lifecycles(&backend).await;
+        let answered = lifecycles
+            .iter()
+            .filter(|kinds| kinds.contains(&K::Answered))
+            .count();
+        assert_eq!(answered, 3, "{lifecycles:?}");
+    }
+}
+
+#[tokio::test]
+async fn a_voice_call_blocks_chats_until_it_ends() {
+    for backend in common::backends().await {
+        let centre = Centre::start(&backend, support_queue(), vec![agent("alice", 3)]).await;
+        let mut bridge = centre.bridge().await;
+        let mut alice = centre.agent("alice").await;
+        let call = bridge.submit("call-1", VOICE, SUPPORT).await;
+        let offer = alice.offer().await;
+        alice.accept(&offer.work_item_id).await;
+        let chat = bridge.submit("chat-1", CHAT, SUPPORT).await;
+        assert!(
+            !alice.offered_within(Duration::from_millis(500)).await,
+            "no chat while on a call"
+        );
+        let ack = bridge
+            .report(Report::Ended(pb::InteractionEnded {
+                work_item_id: call.work_item_id.clone(),
+            }))
+            .await;
+        assert_eq!(ack.code, 0);
+        let next = alice.offer().await;
+        assert_eq!(
+            next.work_item_id, chat.work_item_id,
+            "the chat is offered once the call and its wrap-up end"
+        );
+        centre.server.stop().await;
+        common::check_lifecycles(&backend).await;
+    }
+}
+
+#[tokio::test]
+async fn resubmitting_an_interaction_returns_the_same_work_item_across_a_restart() {
+    for backend in common::backends().await {
+        let centre = Centre::start(&backend, support_queue(), vec![]).await;
+        let mut bridge = centre.bridge().await;
+        let first = bridge.submit("call-1", VOICE, SUPPORT).await;
+        let again = bridge.submit("call-1", VOICE, SUPPORT).await;
+        assert_eq!(
+            (again.work_item_id.as_str(), again.created),
+            (first.work_item_id.as_str(), false)
+        );
+        drop(bridge);
+        centre.server.stop().await;
+
+        let restarted = TestServer::start(&backend.url).await;
+        let mut client = switchboard::proto::v1::bridge_service_client::BridgeServiceClient::new(
+            restarted.channel().await,
+        );
+        let after = client
+            .submit_interaction(interaction_request("call-1", VOICE, SUPPORT))
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(
+            (after.work_item_id.as_str(), after.created),
+            (first.work_item_id.as_str(), false),
+            "on {}",
+            backend.name
+        );
+        restarted.stop().await;
+        assert_eq!(
+            common::work_item_ids(&backend).await.len(),
+            1,
+            "no duplicate was stored"
+        );
+    }
+}
+
+#[tokio::test]
+async fn estimate_wait_counts_agents_and_places_in_line() {
+    for backend in common::backends().await {
+        let centre = Centre::start(
+            &backend,
+            support_queue(),
+            vec![agent("alice", 3), agent("bob", 1)],
+        )
+        .await;
+        let mut bridge = centre.bridge().await;
+        let request = |skill: &str, level: i32| pb::EstimateWaitRequest {
+            target: Some(pb::estimate_wait_request::Target::EntryPoint(
+                SUPPORT.into(),
+            )),
+            channel: VOICE as i32,
+            language: String::new(),
+            required_skills: vec![pb::SkillRequirement {
+                skill: skill.into(),
+                min_level: level,
+            }],
+        };
+        let nobody = bridge
+            .client
+            .estimate_wait(request("billing", 1))
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(
+            (
+                nobody.queue.as_str(),
+                nobody.agents_signed_in,
+                nobody.agents_available,
+                nobody.position
+            ),
+            ("support", 0, 0, 1)
+        );
+        let _alice = centre.agent("alice").await;
+        let _bob = centre.agent("bob").await;
+        let skilled = bridge
+            .client
+            .estimate_wait(request("billing", 2))
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(
+            (skilled.agents_signed_in, skilled.agents_available),
+            (1, 1),
+            "only alice holds billing 2"
+        );
+        let unknown = bridge
+            .client
+            .estimate_wait(pb::EstimateWaitRequest {
+                target: Some(pb::estimate_wait_request::Target::EntryPoint(
+                    "sip:nowhere@contoso.example".into(),
+                )),
+                ..request("billing", 1)
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(unknown.code(), Code::NotFound, "{unknown:?}");
+        drop(bridge);
+        centre.server.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn a_routing_step_widens_while_the_item_waits() {
+    for backend in common::backends().await {
+        let queue = pb::Queue {
+            steps: vec![
+                pb::RoutingStep {
+                    requirements: vec![pb::SkillRequirement {
+                        skill: "billing".into(),
+                        min_level: 4,
+                    }],
+                    match_language: false,
+                    duration_secs: Some(1),
+                },
+                pb::RoutingStep {
+                    requirements: vec![pb::SkillRequirement {
+                        skill: "billing".into(),
+                        min_level: 2,
+                    }],
+                    match_language: false,
+                    duration_secs: None,
+                },
+            ],
+            ..support_queue()
+        };
+        let centre = Centre::start(&backend, queue, vec![agent("bob", 2)]).await;
+        let mut bridge = centre.bridge().await;
+        let mut bob = centre.agent("bob").await;
+        let submitted = bridge.submit("call-1", VOICE, SUPPORT).await;
+        assert_eq!(
+            submitted.position, 1,
+            "step 1 needs billing 4: bob (billing 2) is not offered it"
+        );
+        let offer = bob.offer().await;
+        assert_eq!(offer.work_item_id, submitted.work_item_id);
+        let waited = offer
+            .waited
+            .expect("an offer says how long the consumer waited");
+        assert!(
+            waited.seconds >= 1,
+            "offered only once step 2 began: waited {waited:?}"
+        );
+        centre.server.stop().await;
+        common::check_lifecycles(&backend).await;
+    }
+}
+
+#[tokio::test]
+async fn bad_requests_get_a_clear_status_and_change_nothing() {
+    for backend in common::backends().await {
+        let centre = Centre::start(
+            &backend,
+            support_queue(),
+            vec![agent("alice", 3), agent("bob", 3)],
+        )
+        .await;
+        let mut bridge = centre.bridge().await;
+        let unknown = bridge
+            .client
+            .submit_interaction(interaction_request(
+                "call-x",
+                VOICE,
+                "sip:nowhere@contoso.example",
+            ))
+            .await
+            .unwrap_err();
+        assert_eq!(unknown.code(), Code::NotFound, "{unknown:?}");
+        assert!(
+            unknown
+                .message()
+                .contains("entry point sip:nowhere@contoso.example"),
+            "{unknown:?}"
+        );
+        let mut malformed = interaction_request("call-y", VOICE, SUPPORT);
+        malformed.from_address = "jane".into();
+        let status = bridge
+            .client
+            .submit_interaction(malformed)
+            .await
+            .unwrap_err();
+        assert_eq!(status.code(), Code::InvalidArgument);
+        assert!(status.message().starts_with("from_address:"), "{status:?}");
+
+        let nobody = AgentClient::open(centre.server.channel().await, "nobody", true)
+            .await
+            .err()
+            .expect("unknown agents are refused");
+        assert_eq!(nobody.code(), Code::NotFound, "{nobody:?}");
+
+        let mut alice = centre.agent("alice").await;
+        let submitted = bridge.submit("call-1", VOICE, SUPPORT).await;
+        let offer = alice.offer().await;
+        let never_delivered = bridge
+            .report(Report::Connected(pb::InteractionConnected {
+                work_item_id: offer.work_item_id.clone(),
+            }))
+            .await;
+        assert_eq!(
+            never_delivered.code,
+            Code::FailedPrecondition as i32,
+            "{never_delivered:?}"
+        );
+        let random = bridge
+            .report(Report::Ended(pb::InteractionEnded {
+                work_item_id: uuid::Uuid::new_v4().to_string(),
+            }))
+            .await;
+        assert_eq!(random.code, Code::NotFound as i32, "{random:?}");
+
+        let mut bob = centre.agent("bob").await;
+        let not_yours = bob
+            .request(
+                AgentKind2::Accept(pb::AcceptOffer {
+                    work_item_id: submitted.work_item_id.clone(),
+                }),
+                Code::FailedPrecondition,
+            )
+            .await;
+        assert!(!not_yours.message.is_empty());
+        let garbled = bob
+            .request(
+                AgentKind2::Accept(pb::AcceptOffer {
+                    work_item_id: "call-1".into(),
+                }),
+                Code::InvalidArgument,
+            )
+            .await;
+        assert!(
+            garbled.message.starts_with("accept.work_item_id:"),
+            "{garbled:?}"
+        );
+        alice.accept(&offer.work_item_id).await;
+
+        // A second session for alice takes over; the first is told to go away.
+        let mut second = AgentClient::sign_in(centre.server.channel().await, "alice", true).await;
+        let away = alice
+            .event("going away", |kind| matches!(kind, AgentKind::GoingAway(_)))
+            .await;
+        assert!(matches!(away, AgentKind::GoingAway(g) if g.reason.contains("another session")));
+        second
+            .request(AgentKind2::Heartbeat(pb::Heartbeat {}), Code::Ok)
+            .await;
+        centre.server.stop().await;
+        let lifecycles = common::check_lifecycles(&backend).await;
+        assert_eq!(
+            lifecycles,
+            vec![vec![K::Queued, K::Offered, K::Answered]],
+            "refused requests left nothing behind"
+        );
+    }
+}
+
+#[tokio::test]
+async fn informal_agents_are_routed_on_presence_alone() {
+    for backend in common::backends().await {
+        let informal = pb::Agent {
+            kind: pb::AgentKind::Informal as i32,
+            ..agent("carol", 3)
+        };
+        let centre = Centre::start(&backend, support_queue(), vec![informal]).await;
+        let mut bridge = centre.bridge().await;
+        let submitted = bridge.submit("call-1", VOICE, SUPPORT).await;
+        assert_eq!(submitted.position, 1);
+        let mut presence = PresenceServiceClient::new(centre.server.channel().await);
+        let mut updates = vec![pb::PresenceUpdate {
+            agent_id: "carol".into(),
+            presence: pb::Presence::Available as i32,
+            observed_at: None,
+        }];
+        for n in 0..2_000 {
+            updates.push(pb::PresenceUpdate {
+                agent_id: format!("ghost-{n}"),
+                presence: pb::Presence::Away as i32,
+                observed_at: None,
+            });
+        }
+        let answer = presence
+            .update_presence(pb::UpdatePresenceRequest { updates })
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!((answer.applied, answer.unknown_agents.len()), (1, 2_000));
+        let wait = bridge.submit("call-1", VOICE, SUPPORT).await;
+        assert_eq!(
+            wait.position, 0,
+            "carol, available, was offered the call at once"
+        );
+        let bad = presence
+            .update_presence(pb::UpdatePresenceRequest {
+                updates: vec![pb::PresenceUpdate {
+                    agent_id: "carol".into(),
+                    presence: 0,
+                    observed_at: None,
+                }],
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(bad.code(), Code::InvalidArgument);
+        assert!(bad.message().starts_with("updates[0].presence"), "{bad:?}");
+        centre.server.stop().await;
+        let lifecycles = common::check_lifecycles(&backend).await;
+        assert_eq!(lifecycles, vec![vec![K::Queued, K::Offered]]);
+    }
+}
