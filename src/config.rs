@@ -26,6 +26,10 @@ pub struct ServeConfig {
         hide_env_values = true
     )]
     pub database_url: String,
+
+    /// An agent session with no message for this many seconds is signed out.
+    #[arg(long, env = "SWITCHBOARD_HEARTBEAT_TIMEOUT_SECS", default_value_t = 30)]
+    pub heartbeat_timeout_secs: u64,
 }
 
 impl ServeConfig {
@@ -36,6 +40,7 @@ impl ServeConfig {
             grpc_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             metrics_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             database_url: database_url.into(),
+            heartbeat_timeout_secs: 30,
         }
     }
 

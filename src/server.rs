@@ -15,6 +15,7 @@ use crate::{metrics, proto, store};
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio_stream::wrappers::TcpListenerStream;
@@ -55,12 +56,12 @@ pub async fn run(
         tracing::error!(%error, "registering metrics failed");
         Error::Internal
     })?;
-    let (live, live_tasks) = Live::start(
-        store.clone(),
-        LiveConfig::default(),
-        Arc::new(store_metrics),
-    )
-    .await?;
+    let live_config = LiveConfig {
+        heartbeat_timeout: Duration::from_secs(config.heartbeat_timeout_secs.max(1)),
+        ..LiveConfig::default()
+    };
+    let (live, live_tasks) =
+        Live::start(store.clone(), live_config, Arc::new(store_metrics)).await?;
     let grpc_addr = listeners.grpc.local_addr().map_err(|_| Error::Internal)?;
     let metrics_addr = listeners
         .metrics

@@ -5,10 +5,11 @@
 mod common;
 
 use common::sessions::{
-    AgentClient, AgentKind, AgentKind2, BridgeClient, Report, interaction_request,
+    AgentClient, AgentKind, AgentKind2, BridgeClient, Instruction, Report, interaction_request,
 };
 use common::{Backend, TestServer};
 use std::time::Duration;
+use switchboard::config::ServeConfig;
 use switchboard::proto::v1 as pb;
 use switchboard::proto::v1::presence_service_client::PresenceServiceClient;
 use switchboard::store::records::EventKind as K;
@@ -50,7 +51,15 @@ fn support_queue() -> pb::Queue {
 
 impl Centre {
     async fn start(backend: &Backend, queue: pb::Queue, agents: Vec<pb::Agent>) -> Self {
-        let server = TestServer::start(&backend.url).await;
+        Self::start_with(ServeConfig::ephemeral(&backend.url), vec![queue], agents).await
+    }
+
+    async fn start_with(
+        config: ServeConfig,
+        queues: Vec<pb::Queue>,
+        agents: Vec<pb::Agent>,
+    ) -> Self {
+        let server = TestServer::start_with(config).await;
         let mut supervisor = server.supervisor().await;
         for name in ["billing", "lang:fr"] {
             let skill = pb::Skill {
@@ -62,10 +71,12 @@ impl Centre {
                 .await
                 .unwrap();
         }
-        supervisor
-            .create_queue(pb::CreateQueueRequest { queue: Some(queue) })
-            .await
-            .unwrap();
+        for queue in queues {
+            supervisor
+                .create_queue(pb::CreateQueueRequest { queue: Some(queue) })
+                .await
+                .unwrap();
+        }
         let entry = pb::EntryPoint {
             address: SUPPORT.into(),
             queue: "support".into(),
@@ -268,6 +279,10 @@ async fn a_consumer_abandons_while_queued_and_while_offered() {
             queued.position, 1,
             "nobody is signed in: the call waits first in line"
         );
+        let update = bridge
+            .instruction("a position update", |kind| matches!(kind, Instruction::Position(p) if p.work_item_id == queued.work_item_id))
+            .await;
+        assert!(matches!(update, Instruction::Position(p) if p.position == 1));
         let ack = bridge
             .report(Report::ConsumerHungUp(pb::ConsumerHungUp {
                 work_item_id: queued.work_item_id.clone(),
@@ -707,5 +722,186 @@ async fn informal_agents_are_routed_on_presence_alone() {
         centre.server.stop().await;
         let lifecycles = common::check_lifecycles(&backend).await;
         assert_eq!(lifecycles, vec![vec![K::Queued, K::Offered]]);
+    }
+}
+
+#[tokio::test]
+async fn an_agent_whose_heartbeats_stop_is_signed_out() {
+    for backend in common::backends().await {
+        let config = ServeConfig {
+            heartbeat_timeout_secs: 1,
+            ..ServeConfig::ephemeral(&backend.url)
+        };
+        let centre = Centre::start_with(
+            config,
+            vec![support_queue()],
+            vec![agent("alice", 3), agent("bob", 3)],
+        )
+        .await;
+        let mut bridge = centre.bridge().await;
+        let mut alice = centre.agent("alice").await;
+        let submitted = bridge.submit("call-1", VOICE, SUPPORT).await;
+        let offer = alice.offer().await;
+        assert_eq!(offer.work_item_id, submitted.work_item_id);
+        // Alice's client hangs: the stream stays open but sends nothing more.
+        let mut bob = centre.agent("bob").await;
+        let again = bob.offer().await;
+        assert_eq!(
+            again.work_item_id, submitted.work_item_id,
+            "the offer went back in line when alice was signed out"
+        );
+        bob.accept(&again.work_item_id).await;
+        centre.server.stop().await;
+        let store = switchboard::store::connect(&backend.url).await.unwrap();
+        let states = store.agent_states(&"alice".into()).await.unwrap();
+        assert_eq!(
+            states.last().map(|s| s.state.as_str()),
+            Some("logged_out"),
+            "alice was signed out"
+        );
+        drop(alice);
+    }
+}
+
+#[tokio::test]
+async fn a_transfer_queues_a_new_segment_of_the_same_interaction() {
+    for backend in common::backends().await {
+        let sales = pb::Queue {
+            id: "sales".into(),
+            ..support_queue()
+        };
+        let bob = pb::Agent {
+            queues: vec!["sales".into()],
+            ..agent("bob", 3)
+        };
+        let config = ServeConfig::ephemeral(&backend.url);
+        let centre = Centre::start_with(
+            config,
+            vec![support_queue(), sales],
+            vec![agent("alice", 3), bob],
+        )
+        .await;
+        let mut bridge = centre.bridge().await;
+        let mut alice = centre.agent("alice").await;
+        let mut bob = centre.agent("bob").await;
+        let submitted = bridge.submit("call-1", VOICE, SUPPORT).await;
+        alice.offer().await;
+        alice.accept(&submitted.work_item_id).await;
+        bridge.delivery(&submitted.work_item_id).await;
+        let transfer = Report::TransferRequested(pb::TransferRequested {
+            work_item_id: submitted.work_item_id.clone(),
+            queue: "sales".into(),
+        });
+        let ack = bridge.report(transfer).await;
+        assert_eq!(ack.code, 0, "{ack:?}");
+        let offer = bob.offer().await;
+        assert_eq!(
+            (offer.interaction_id.as_str(), offer.queue.as_str()),
+            ("call-1", "sales")
+        );
+        assert_ne!(offer.work_item_id, submitted.work_item_id, "a new segment");
+        let early = Report::TransferRequested(pb::TransferRequested {
+            work_item_id: offer.work_item_id.clone(),
+            queue: "support".into(),
+        });
+        assert_eq!(
+            bridge.report(early).await.code,
+            Code::FailedPrecondition as i32,
+            "only answered items transfer"
+        );
+        bob.accept(&offer.work_item_id).await;
+        let request = pb::EndInteractionRequest {
+            interaction_id: "call-1".into(),
+            reason: String::new(),
+        };
+        let ended = bridge
+            .client
+            .end_interaction(request)
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(
+            ended.work_item_id, offer.work_item_id,
+            "ending the interaction ends its current segment"
+        );
+        centre.server.stop().await;
+        let lifecycles = common::check_lifecycles(&backend).await;
+        assert_eq!(lifecycles.len(), 2, "{lifecycles:?}");
+        let store = switchboard::store::connect(&backend.url).await.unwrap();
+        let first = store
+            .find_work_item(&"call-1".into())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!((first.item.segment, first.item.is_transfer), (0, false));
+        assert!(
+            matches!(first.state.as_str(), "wrap_up" | "completed"),
+            "{}",
+            first.state
+        );
+    }
+}
+
+#[tokio::test]
+async fn waiting_too_long_overflows_then_disconnects_with_a_message() {
+    for backend in common::backends().await {
+        let limits = |disposition: pb::disposition::Kind| pb::QueueLimits {
+            max_wait_secs: Some(1),
+            when_max_wait: Some(pb::Disposition {
+                kind: Some(disposition),
+            }),
+            ..Default::default()
+        };
+        let overflow = pb::Queue {
+            id: "overflow".into(),
+            limits: Some(limits(pb::disposition::Kind::DisconnectMessage(
+                "please call back later".into(),
+            ))),
+            ..support_queue()
+        };
+        let support = pb::Queue {
+            limits: Some(limits(pb::disposition::Kind::OverflowQueue(
+                "overflow".into(),
+            ))),
+            ..support_queue()
+        };
+        let config = ServeConfig::ephemeral(&backend.url);
+        let centre = Centre::start_with(config, vec![overflow, support], vec![]).await;
+        let mut bridge = centre.bridge().await;
+        let submitted = bridge.submit("call-1", VOICE, SUPPORT).await;
+        let moved = bridge
+            .instruction("an overflow", |kind| {
+                matches!(kind, Instruction::Overflow(_))
+            })
+            .await;
+        let Instruction::Overflow(moved) = moved else {
+            unreachable!()
+        };
+        assert_eq!(
+            (
+                moved.work_item_id.as_str(),
+                moved.to_queue.as_str(),
+                moved.reason.as_str()
+            ),
+            (submitted.work_item_id.as_str(), "overflow", "max_wait")
+        );
+        let ended = bridge
+            .instruction("a disconnect", |kind| {
+                matches!(kind, Instruction::Disconnect(_))
+            })
+            .await;
+        let Instruction::Disconnect(ended) = ended else {
+            unreachable!()
+        };
+        assert_eq!(
+            (ended.kind, ended.message.as_str()),
+            (pb::DisconnectKind::Message as i32, "please call back later")
+        );
+        centre.server.stop().await;
+        let lifecycles = common::check_lifecycles(&backend).await;
+        assert_eq!(
+            lifecycles,
+            vec![vec![K::Queued, K::Overflowed, K::Queued, K::Disposed]]
+        );
     }
 }

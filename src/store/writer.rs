@@ -224,3 +224,117 @@ impl WriterTask {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{Channel, Timestamp, WorkItemId};
+    use crate::store::records::WorkItemRecord;
+    use std::sync::Mutex;
+
+    /// Remembers the batch sizes the writer reports.
+    #[derive(Default)]
+    struct Batches(Mutex<Vec<usize>>);
+
+    impl CommitObserver for Batches {
+        fn committed(&self, records: usize, _: Duration) {
+            self.0.lock().expect("not poisoned").push(records);
+        }
+
+        fn availability(&self, _: bool) {}
+    }
+
+    fn created(n: usize) -> Record {
+        Record::Created(WorkItemRecord {
+            id: WorkItemId::new(),
+            interaction_id: format!("call-{n}").into(),
+            segment: 0,
+            channel: Channel::Voice,
+            from_address: "sip:jane@consumer.example".into(),
+            to_address: "sip:sales@contoso.example".into(),
+            display_name: String::new(),
+            entry_point: None,
+            language: None,
+            attributes: Default::default(),
+            required_skills: Vec::new(),
+            priority: 0,
+            is_transfer: false,
+            queue: "sales".into(),
+            arrived_at: Timestamp::from_millis(1),
+            enqueued_at: Timestamp::from_millis(1),
+        })
+    }
+
+    #[tokio::test]
+    async fn requests_queued_together_commit_in_one_batch_and_relieve_back_pressure() {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let url = format!("sqlite://{}", dir.path().join("w.db").display());
+        let store: Arc<dyn Store> = Arc::new(
+            crate::store::SqliteStore::connect(&url)
+                .await
+                .expect("the store opens"),
+        );
+        let batches = Arc::new(Batches::default());
+        let config = WriterConfig {
+            max_batch: 1_000,
+            max_pending: 10,
+        };
+        let (writer, task) = Writer::spawn(store.clone(), config, batches.clone());
+        let mut commits = Vec::new();
+        for n in 0..20 {
+            commits.push(writer.write(vec![created(n)]));
+        }
+        // On this single-threaded runtime the writer has not run yet: 20 records wait.
+        assert_eq!(writer.pending(), 20);
+        assert!(writer.is_behind(), "more than 10 pending records is behind");
+        for commit in commits {
+            commit
+                .await
+                .expect("the writer answers")
+                .expect("the records commit");
+        }
+        assert_eq!(writer.pending(), 0);
+        assert!(!writer.is_behind());
+        assert_eq!(
+            *batches.0.lock().unwrap(),
+            vec![20],
+            "one transaction for all twenty"
+        );
+        assert_eq!(store.open_work_items().await.unwrap().len(), 20);
+        drop(writer);
+        task.await
+            .expect("the writer ends once its handles are gone");
+    }
+
+    #[tokio::test]
+    async fn a_refused_request_fails_alone() {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let url = format!("sqlite://{}", dir.path().join("w.db").display());
+        let store: Arc<dyn Store> = Arc::new(
+            crate::store::SqliteStore::connect(&url)
+                .await
+                .expect("the store opens"),
+        );
+        let (writer, task) = Writer::spawn(
+            store.clone(),
+            WriterConfig::default(),
+            Arc::new(Batches::default()),
+        );
+        let duplicate = created(1);
+        let first = writer.write(vec![duplicate.clone()]);
+        let again = writer.write(vec![duplicate]);
+        let other = writer.write(vec![created(2)]);
+        assert!(first.await.unwrap().is_ok());
+        assert!(
+            again.await.unwrap().is_err(),
+            "the same work item cannot be created twice"
+        );
+        assert!(
+            other.await.unwrap().is_ok(),
+            "a bad request does not sink its batch"
+        );
+        assert_eq!(store.open_work_items().await.unwrap().len(), 2);
+        drop(writer);
+        task.await.unwrap();
+    }
+}

@@ -95,7 +95,11 @@ impl TestServer {
     /// Starts a server on `url`'s database; it is ready when this returns
     /// because the listeners are bound before serving starts.
     pub async fn start(url: &str) -> Self {
-        let config = ServeConfig::ephemeral(url);
+        Self::start_with(ServeConfig::ephemeral(url)).await
+    }
+
+    /// Starts a server with the given configuration (its addresses should be port 0).
+    pub async fn start_with(config: ServeConfig) -> Self {
         let listeners = Listeners::bind(&config)
             .await
             .expect("loopback ports can be bound");
