@@ -923,15 +923,15 @@ impl Router {
                 reason,
                 ..
             } => {
-                let mut overflowed = event(*item, now, EventKind::Overflowed, to.clone(), None);
-                if let Record::Event(overflow) = &mut overflowed {
-                    overflow.detail = format!(
-                        r#"{{"from":{},"reason":"{}"}}"#,
-                        json_string(from.as_str()),
-                        limit_name(*reason)
-                    );
-                }
-                records.push(overflowed);
+                let detail =
+                    serde_json::json!({ "from": from.as_str(), "reason": limit_name(*reason) });
+                records.push(event_with(
+                    *item,
+                    now,
+                    EventKind::Overflowed,
+                    to.clone(),
+                    detail.to_string(),
+                ));
                 if let Some(details) = self.items.get_mut(item) {
                     details.queue = to.clone();
                 }
@@ -948,11 +948,14 @@ impl Router {
                 reason,
                 ..
             } => {
-                let mut rejected = event(*item, now, EventKind::Rejected, queue.clone(), None);
-                if let Record::Event(refusal) = &mut rejected {
-                    refusal.detail = format!(r#"{{"reason":"{}"}}"#, limit_name(*reason));
-                }
-                records.push(rejected);
+                let detail = serde_json::json!({ "reason": limit_name(*reason) });
+                records.push(event_with(
+                    *item,
+                    now,
+                    EventKind::Rejected,
+                    queue.clone(),
+                    detail.to_string(),
+                ));
                 self.close(*item);
             }
             Effect::Disposed {
@@ -972,12 +975,14 @@ impl Router {
                         (DisconnectKind::Message, String::new())
                     }
                 };
-                let mut disposed = event(*item, now, EventKind::Disposed, queue.clone(), None);
-                if let Record::Event(disposal) = &mut disposed {
-                    disposal.detail =
-                        serde_json::to_string(disposition).unwrap_or_else(|_| "{}".into());
-                }
-                records.push(disposed);
+                let detail = serde_json::json!({ "disposition": disposition, "reason": limit_name(*reason) });
+                records.push(event_with(
+                    *item,
+                    now,
+                    EventKind::Disposed,
+                    queue.clone(),
+                    detail.to_string(),
+                ));
                 self.to_bridges(BridgeNotice::Disconnect {
                     item: *item,
                     kind,
@@ -1073,11 +1078,10 @@ impl Router {
                 queue,
                 priority,
             } => {
-                let mut changed = event(*item, now, EventKind::Reprioritised, queue.clone(), None);
-                if let Record::Event(change) = &mut changed {
-                    change.priority = Some(*priority);
-                }
-                records.push(changed);
+                records.push(Record::Event(WorkItemEvent {
+                    priority: Some(*priority),
+                    ..event_of(*item, now, EventKind::Reprioritised, queue.clone(), None)
+                }));
             }
         }
     }
@@ -1091,6 +1095,25 @@ async fn sleep_until(deadline: Option<tokio::time::Instant>) {
     }
 }
 
+/// A lifecycle event with no detail.
+fn event_of(
+    item: WorkItemId,
+    at: Timestamp,
+    kind: EventKind,
+    queue: QueueId,
+    agent: Option<AgentId>,
+) -> WorkItemEvent {
+    WorkItemEvent {
+        work_item: item,
+        at,
+        kind,
+        queue,
+        agent,
+        priority: None,
+        detail: "{}".into(),
+    }
+}
+
 /// A lifecycle event record with no detail.
 fn event(
     item: WorkItemId,
@@ -1099,14 +1122,20 @@ fn event(
     queue: QueueId,
     agent: Option<AgentId>,
 ) -> Record {
+    Record::Event(event_of(item, at, kind, queue, agent))
+}
+
+/// A lifecycle event record of no agent, with a JSON detail.
+fn event_with(
+    item: WorkItemId,
+    at: Timestamp,
+    kind: EventKind,
+    queue: QueueId,
+    detail: String,
+) -> Record {
     Record::Event(WorkItemEvent {
-        work_item: item,
-        at,
-        kind,
-        queue,
-        agent,
-        priority: None,
-        detail: "{}".into(),
+        detail,
+        ..event_of(item, at, kind, queue, None)
     })
 }
 
@@ -1118,9 +1147,4 @@ fn limit_name(reason: LimitReason) -> &'static str {
         LimitReason::NoAgents => "no_agents",
         LimitReason::OverflowFailed => "overflow_failed",
     }
-}
-
-/// A JSON string literal.
-fn json_string(text: &str) -> String {
-    serde_json::to_string(text).unwrap_or_else(|_| "\"\"".into())
 }

@@ -244,6 +244,15 @@ mod tests {
         fn availability(&self, _: bool) {}
     }
 
+    async fn sqlite_store(dir: &tempfile::TempDir) -> Arc<dyn Store> {
+        let url = format!("sqlite://{}", dir.path().join("w.db").display());
+        Arc::new(
+            crate::store::SqliteStore::connect(&url)
+                .await
+                .expect("the store opens"),
+        )
+    }
+
     fn created(n: usize) -> Record {
         Record::Created(WorkItemRecord {
             id: WorkItemId::new(),
@@ -268,12 +277,7 @@ mod tests {
     #[tokio::test]
     async fn requests_queued_together_commit_in_one_batch_and_relieve_back_pressure() {
         let dir = tempfile::tempdir().expect("a temporary directory");
-        let url = format!("sqlite://{}", dir.path().join("w.db").display());
-        let store: Arc<dyn Store> = Arc::new(
-            crate::store::SqliteStore::connect(&url)
-                .await
-                .expect("the store opens"),
-        );
+        let store = sqlite_store(&dir).await;
         let batches = Arc::new(Batches::default());
         let config = WriterConfig {
             max_batch: 1_000,
@@ -309,12 +313,7 @@ mod tests {
     #[tokio::test]
     async fn a_refused_request_fails_alone() {
         let dir = tempfile::tempdir().expect("a temporary directory");
-        let url = format!("sqlite://{}", dir.path().join("w.db").display());
-        let store: Arc<dyn Store> = Arc::new(
-            crate::store::SqliteStore::connect(&url)
-                .await
-                .expect("the store opens"),
-        );
+        let store = sqlite_store(&dir).await;
         let (writer, task) = Writer::spawn(
             store.clone(),
             WriterConfig::default(),

@@ -147,29 +147,26 @@ impl TestServer {
     }
 }
 
+/// Reads every work item's id with a pool of the given type.
+macro_rules! ids_in {
+    ($pool:ty, $url:expr) => {{
+        let pool = <$pool>::connect($url).await.expect("the database opens");
+        let ids: Vec<String> =
+            sqlx::query_scalar("SELECT id FROM work_items ORDER BY arrived_at, id")
+                .fetch_all(&pool)
+                .await
+                .expect("work items can be read");
+        pool.close().await;
+        ids
+    }};
+}
+
 /// Every work item's id in the database, for whole-database checks.
 pub async fn work_item_ids(backend: &Backend) -> Vec<switchboard::domain::WorkItemId> {
-    let query = "SELECT id FROM work_items ORDER BY arrived_at, id";
-    let ids: Vec<String> = if backend.name == "postgres" {
-        let pool = sqlx::PgPool::connect(&backend.url)
-            .await
-            .expect("the database opens");
-        let ids = sqlx::query_scalar(query)
-            .fetch_all(&pool)
-            .await
-            .expect("work items can be read");
-        pool.close().await;
-        ids
+    let ids = if backend.name == "postgres" {
+        ids_in!(sqlx::PgPool, &backend.url)
     } else {
-        let pool = sqlx::SqlitePool::connect(&backend.url)
-            .await
-            .expect("the database opens");
-        let ids = sqlx::query_scalar(query)
-            .fetch_all(&pool)
-            .await
-            .expect("work items can be read");
-        pool.close().await;
-        ids
+        ids_in!(sqlx::SqlitePool, &backend.url)
     };
     ids.iter()
         .map(|id| switchboard::domain::WorkItemId(id.parse().expect("ids are UUIDs")))
