@@ -905,3 +905,109 @@ async fn waiting_too_long_overflows_then_disconnects_with_a_message() {
         );
     }
 }
+
+#[tokio::test]
+async fn open_work_items_are_recovered_after_a_crash() {
+    for backend in common::backends().await {
+        let centre = Centre::start(
+            &backend,
+            support_queue(),
+            vec![agent("alice", 3), agent("bob", 3)],
+        )
+        .await;
+        centre.server.stop().await;
+
+        let server = common::ChildServer::start(&backend.url).await;
+        let mut bridge = BridgeClient::open(server.channel().await).await;
+        let mut alice = AgentClient::sign_in(server.channel().await, "alice", true).await;
+        let answered = bridge.submit("call-1", VOICE, SUPPORT).await;
+        alice.offer().await;
+        alice.accept(&answered.work_item_id).await;
+        bridge.delivery(&answered.work_item_id).await;
+        let ack = bridge
+            .report(Report::Connected(pb::InteractionConnected {
+                work_item_id: answered.work_item_id.clone(),
+            }))
+            .await;
+        assert_eq!(ack.code, 0);
+        for n in 2..=4 {
+            bridge.submit(&format!("call-{n}"), VOICE, SUPPORT).await;
+        }
+        let mut bob = AgentClient::sign_in(server.channel().await, "bob", true).await;
+        let offered = bob.offer().await;
+        // An acknowledged submission after the offer proves the offer's record is stored too.
+        bridge.submit("call-5", VOICE, SUPPORT).await;
+        server.kill().await;
+        drop((alice, bob, bridge));
+
+        let restarted = TestServer::start(&backend.url).await;
+        let mut bridge = BridgeClient::open(restarted.channel().await).await;
+        let open = bridge
+            .client
+            .list_open_interactions(pb::ListOpenInteractionsRequest {})
+            .await
+            .unwrap()
+            .into_inner();
+        let first = &open.interactions[0];
+        assert_eq!(
+            (
+                first.work_item_id.as_str(),
+                first.state.as_str(),
+                first.agent_id.as_str()
+            ),
+            (answered.work_item_id.as_str(), "connected", "alice"),
+            "a connected item stays connected to its agent"
+        );
+        assert_eq!(open.interactions.len(), 5);
+        let mut positions = Vec::new();
+        for n in 2..=5 {
+            let again = bridge.submit(&format!("call-{n}"), VOICE, SUPPORT).await;
+            assert!(!again.created);
+            positions.push(again.position);
+        }
+        assert_eq!(
+            positions,
+            [1, 2, 3, 4],
+            "waiting items keep their order; the offer in flight went back to its place"
+        );
+        let ack = bridge
+            .report(Report::Ended(pb::InteractionEnded {
+                work_item_id: answered.work_item_id.clone(),
+            }))
+            .await;
+        assert_eq!(
+            ack.code, 0,
+            "the bridge can end an item answered before the crash: {ack:?}"
+        );
+        let mut carol = AgentClient::sign_in(restarted.channel().await, "bob", true).await;
+        let next = carol.offer().await;
+        assert_eq!(
+            next.work_item_id, offered.work_item_id,
+            "the first in line is offered first"
+        );
+        restarted.stop().await;
+        let lifecycles = common::check_lifecycles(&backend).await;
+        assert_eq!(
+            lifecycles[0],
+            [
+                K::Queued,
+                K::Offered,
+                K::Answered,
+                K::Connected,
+                K::Ended,
+                K::Completed
+            ]
+        );
+        assert!(
+            lifecycles[1].starts_with(&[
+                K::Queued,
+                K::Offered,
+                K::OfferRescinded,
+                K::Queued,
+                K::Offered
+            ]),
+            "{:?}",
+            lifecycles[1]
+        );
+    }
+}

@@ -98,8 +98,9 @@ impl LiveTasks {
 }
 
 impl Live {
-    /// Loads the configuration from the store into a new engine and starts
-    /// the router and writer tasks.
+    /// Loads the configuration and the open work items from the store into a
+    /// new engine (see the router's `recover`) and starts the router and
+    /// writer tasks.
     pub async fn start(
         store: Arc<dyn Store>,
         config: LiveConfig,
@@ -112,6 +113,7 @@ impl Live {
             store.list_agents().await?,
             store.list_entry_points().await?,
         );
+        writer.write_detached(router.recover(store.open_work_items().await?));
         let (ops, inbox) = mpsc::channel(config.command_queue);
         let router_task = tokio::spawn(router.run(inbox));
         let (stop, stopping) = watch::channel(false);

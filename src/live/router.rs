@@ -43,6 +43,21 @@ struct Details {
     last_position: Option<(u32, Option<u64>)>,
 }
 
+impl Details {
+    /// A new item, waiting in `queue`.
+    fn waiting(record: WorkItemRecord, queue: QueueId) -> Self {
+        Self {
+            record,
+            queue,
+            agent: None,
+            delivered: false,
+            connected: false,
+            wrapping_up: false,
+            last_position: None,
+        }
+    }
+}
+
 /// An agent's open session.
 struct AgentSession {
     /// Tells this session apart from the agent's earlier and later ones.
@@ -390,18 +405,8 @@ impl Router {
         self.interactions
             .insert(record.interaction_id.clone(), item);
         let queue = record.queue.clone();
-        self.items.insert(
-            item,
-            Details {
-                record,
-                queue: queue.clone(),
-                agent: None,
-                delivered: false,
-                connected: false,
-                wrapping_up: false,
-                last_position: None,
-            },
-        );
+        self.items
+            .insert(item, Details::waiting(record, queue.clone()));
         let mut rejected = None;
         let now = self.clock.now();
         self.fire_timers(now, &mut records);
@@ -464,7 +469,9 @@ impl Router {
             BridgeReport::HungUp(item) => self.finish(item, &mut records)?,
             BridgeReport::Ended(item) => {
                 self.require_open(item)?;
-                self.apply(Command::End(item), &mut records)?;
+                if !self.end_recovered(item, &mut records) {
+                    self.apply(Command::End(item), &mut records)?;
+                }
             }
             BridgeReport::Transfer { item, queue } => self.transfer(item, queue, &mut records)?,
         }
@@ -484,11 +491,120 @@ impl Router {
         if wrapping_up {
             return Ok(());
         }
+        if self.end_recovered(item, records) {
+            return Ok(());
+        }
         match self.engine.item(&item).map(|view| view.status) {
             Some(ItemStatus::Connected { .. }) => self.apply(Command::End(item), records),
             Some(_) => self.apply(Command::Abandon(item), records),
             None => Err(Error::not_found("work item", item)),
         }
+    }
+
+    /// Ends an answered item recovered after a restart, which the engine no
+    /// longer holds: its agent was signed out by the restart, so it completes
+    /// without wrap-up. False when the engine holds the item.
+    fn end_recovered(&mut self, item: WorkItemId, records: &mut Vec<Record>) -> bool {
+        if self.engine.item(&item).is_some() {
+            return false;
+        }
+        let Some(details) = self.items.get(&item) else {
+            return false;
+        };
+        let now = self.clock.now();
+        let (queue, agent) = (details.queue.clone(), details.agent.clone());
+        records.push(event(
+            item,
+            now,
+            EventKind::Ended,
+            queue.clone(),
+            agent.clone(),
+        ));
+        records.push(event(item, now, EventKind::Completed, queue, agent));
+        self.close(item);
+        true
+    }
+
+    /// Rebuilds routing from the open work items of the store, in enqueue
+    /// order. Waiting items keep their arrival, enqueue time and priority, so
+    /// their place in line and routing step; offers in flight go back to
+    /// their place in line; answered items wait for the bridge to end them
+    /// (their agents, signed out by the restart, sign in again); wrap-ups
+    /// end, since their agents are signed out. Returns the records to write.
+    pub(super) fn recover(&mut self, open: Vec<StoredWorkItem>) -> Vec<Record> {
+        let mut records = Vec::new();
+        let now = self.clock.now();
+        let mut requeued = 0;
+        for stored in open {
+            let item = stored.item.id;
+            let queue = stored.item.queue.clone();
+            match stored.state.as_str() {
+                "waiting" | "offered" => {
+                    if stored.state == "offered" {
+                        records.push(event(
+                            item,
+                            now,
+                            EventKind::OfferRescinded,
+                            queue.clone(),
+                            stored.agent.clone(),
+                        ));
+                    }
+                    if let Err(error) = self.route_stored(stored.item, &mut records) {
+                        tracing::error!(%item, %error, "a recovered work item could not be queued again");
+                    }
+                    requeued += 1;
+                }
+                "wrap_up" => {
+                    records.push(event(item, now, EventKind::Completed, queue, stored.agent));
+                }
+                _ => {
+                    self.interactions
+                        .insert(stored.item.interaction_id.clone(), item);
+                    let connected = stored.state == "connected";
+                    let mut details = Details::waiting(stored.item, queue);
+                    details.agent = stored.agent;
+                    details.delivered = true;
+                    details.connected = connected;
+                    self.items.insert(item, details);
+                }
+            }
+        }
+        tracing::info!(
+            requeued,
+            open = self.items.len(),
+            "open work items recovered"
+        );
+        records
+    }
+
+    /// Queues a stored work item again with its original times and priority.
+    fn route_stored(&mut self, record: WorkItemRecord, records: &mut Vec<Record>) -> Result<()> {
+        let item = record.id;
+        let new = NewWorkItem {
+            id: item,
+            interaction: record.interaction_id.clone(),
+            channel: record.channel,
+            queue: record.queue.clone(),
+            language: record.language.clone(),
+            priority: record.priority,
+            skills: record.required_skills.clone(),
+            arrived_at: record.arrived_at,
+            enqueued_at: record.enqueued_at,
+            transfer: record.is_transfer,
+        };
+        self.interactions
+            .insert(record.interaction_id.clone(), item);
+        let queue = record.queue.clone();
+        self.items.insert(item, Details::waiting(record, queue));
+        let now = self.clock.now();
+        let applied = self
+            .engine
+            .apply_into(Command::Submit(new), now, &mut self.effects);
+        self.dispatch(now, records);
+        if applied.is_err() {
+            self.close(item);
+        }
+        applied
     }
 
     fn end_interaction(&mut self, interaction: &InteractionId) -> Result<(WorkItemId, Commit)> {

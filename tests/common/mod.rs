@@ -245,3 +245,62 @@ pub async fn check_lifecycles(
     store.close().await;
     all
 }
+
+/// `switchboard serve` as a child process, for tests that kill it.
+pub struct ChildServer {
+    /// Where the gRPC API listens.
+    pub grpc_addr: SocketAddr,
+    child: tokio::process::Child,
+}
+
+impl ChildServer {
+    /// Starts the binary on ephemeral ports and waits for its "serving" log line.
+    pub async fn start(url: &str) -> Self {
+        use tokio::io::AsyncBufReadExt;
+        let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_switchboard"))
+            .args([
+                "serve",
+                "--grpc-addr",
+                "127.0.0.1:0",
+                "--metrics-addr",
+                "127.0.0.1:0",
+                "--database-url",
+                url,
+            ])
+            .env("RUST_LOG", "info")
+            .stderr(std::process::Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("the server binary starts");
+        let mut lines =
+            tokio::io::BufReader::new(child.stderr.take().expect("stderr is piped")).lines();
+        let grpc_addr = tokio::time::timeout(std::time::Duration::from_secs(60), async {
+            while let Some(line) = lines.next_line().await.expect("the log can be read") {
+                if let Some(rest) = line.split("grpc_addr=").nth(1) {
+                    let addr = rest.split_whitespace().next().expect("an address follows");
+                    return addr.parse::<SocketAddr>().expect("a socket address");
+                }
+            }
+            panic!("the server exited before serving");
+        })
+        .await
+        .expect("the server starts serving in time");
+        // Keep draining the log so the server never blocks on a full pipe.
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        Self { grpc_addr, child }
+    }
+
+    /// Kills the process with SIGKILL, as a crash would, and reaps it.
+    pub async fn kill(mut self) {
+        self.child.kill().await.expect("the server can be killed");
+    }
+
+    /// A gRPC channel to the server.
+    pub async fn channel(&self) -> Channel {
+        Channel::from_shared(format!("http://{}", self.grpc_addr))
+            .expect("a loopback URI is valid")
+            .connect()
+            .await
+            .expect("the server accepts connections")
+    }
+}
