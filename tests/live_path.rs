@@ -453,6 +453,7 @@ async fn resubmitting_an_interaction_returns_the_same_work_item_across_a_restart
             1,
             "no duplicate was stored"
         );
+        common::check_lifecycles(&backend).await;
     }
 }
 
@@ -518,6 +519,10 @@ async fn estimate_wait_counts_agents_and_places_in_line() {
         assert_eq!(unknown.code(), Code::NotFound, "{unknown:?}");
         drop(bridge);
         centre.server.stop().await;
+        assert!(
+            common::check_lifecycles(&backend).await.is_empty(),
+            "estimates create nothing"
+        );
     }
 }
 
@@ -760,6 +765,17 @@ async fn an_agent_whose_heartbeats_stop_is_signed_out() {
             "alice was signed out"
         );
         drop(alice);
+        let lifecycles = common::check_lifecycles(&backend).await;
+        assert_eq!(
+            lifecycles,
+            vec![vec![
+                K::Queued,
+                K::Offered,
+                K::OfferRescinded,
+                K::Offered,
+                K::Answered
+            ]]
+        );
     }
 }
 
