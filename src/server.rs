@@ -60,8 +60,17 @@ pub async fn run(
         heartbeat_timeout: Duration::from_secs(config.heartbeat_timeout_secs.max(1)),
         ..LiveConfig::default()
     };
-    let (live, live_tasks) =
-        Live::start(store.clone(), live_config, Arc::new(store_metrics)).await?;
+    let (live, live_tasks) = Live::start(
+        store.clone(),
+        live_config,
+        Arc::new(store_metrics),
+        &registry,
+    )
+    .await?;
+    let grpc_metrics = metrics::GrpcMetrics::register(&registry).map_err(|error| {
+        tracing::error!(%error, "registering metrics failed");
+        Error::Internal
+    })?;
     let grpc_addr = listeners.grpc.local_addr().map_err(|_| Error::Internal)?;
     let metrics_addr = listeners
         .metrics
@@ -107,6 +116,7 @@ pub async fn run(
 
     tracing::info!(%grpc_addr, %metrics_addr, backend = config.backend_name(), "switchboard is serving");
     let served = tonic::transport::Server::builder()
+        .layer(metrics::GrpcMetricsLayer::new(grpc_metrics))
         .add_service(health_service)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)

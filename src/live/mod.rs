@@ -23,6 +23,7 @@ pub use op::{BridgeReport, Submission, Submitted};
 use crate::domain::{AgentId, Channel, EntryPoint, Presence, QueueId, SkillRequirement};
 use crate::engine::{Command, WaitEstimate};
 use crate::error::{Error, Result};
+use crate::metrics::RoutingMetrics;
 use crate::store::Store;
 use crate::store::writer::{CommitObserver, Writer, WriterConfig};
 use op::Op;
@@ -105,11 +106,17 @@ impl Live {
         store: Arc<dyn Store>,
         config: LiveConfig,
         observer: Arc<dyn CommitObserver>,
+        registry: &prometheus::Registry,
     ) -> Result<(Live, LiveTasks)> {
+        let queues = store.list_queues().await?;
+        let metrics = RoutingMetrics::register(registry, &queues).map_err(|error| {
+            tracing::error!(%error, "registering routing metrics failed");
+            Error::Internal
+        })?;
         let (writer, writer_task) = Writer::spawn(store.clone(), config.writer, observer);
-        let mut router = router::Router::new(Clock::start(), writer.clone(), config);
+        let mut router = router::Router::new(Clock::start(), writer.clone(), config, metrics);
         router.load_configuration(
-            store.list_queues().await?,
+            queues,
             store.list_agents().await?,
             store.list_entry_points().await?,
         );

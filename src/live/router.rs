@@ -13,6 +13,7 @@ use crate::engine::{
     Command, Effect, Engine, ItemStatus, LimitReason, NewWorkItem, OfferEndReason,
 };
 use crate::error::{Error, Result};
+use crate::metrics::RoutingMetrics;
 use crate::store::records::{
     AgentStateRecord, EventKind, Record, StoredWorkItem, WorkItemEvent, WorkItemRecord,
 };
@@ -38,7 +39,8 @@ struct Details {
     /// True once the bridge reported it connected.
     connected: bool,
     /// True once the conversation ended and the agent is wrapping up.
-    wrapping_up: bool,
+    /// When the agent's wrap-up of this item began, if it has.
+    wrap_up_since: Option<Timestamp>,
     /// The last position and wait (whole seconds) sent to the bridge.
     last_position: Option<(u32, Option<u64>)>,
 }
@@ -52,7 +54,7 @@ impl Details {
             agent: None,
             delivered: false,
             connected: false,
-            wrapping_up: false,
+            wrap_up_since: None,
             last_position: None,
         }
     }
@@ -95,10 +97,17 @@ pub(super) struct Router {
     last_session: u64,
     /// Scratch buffer for effects.
     effects: Vec<Effect>,
+    /// Metrics, a view of the effects.
+    metrics: RoutingMetrics,
 }
 
 impl Router {
-    pub(super) fn new(clock: Clock, writer: Writer, config: LiveConfig) -> Self {
+    pub(super) fn new(
+        clock: Clock,
+        writer: Writer,
+        config: LiveConfig,
+        metrics: RoutingMetrics,
+    ) -> Self {
         Self {
             engine: Engine::new(),
             clock,
@@ -115,6 +124,7 @@ impl Router {
             bridges: HashMap::new(),
             last_session: 0,
             effects: Vec::new(),
+            metrics,
         }
     }
 
@@ -155,6 +165,7 @@ impl Router {
                 op = inbox.recv() => {
                     let Some(op) = op else { break };
                     self.handle(op);
+                    self.metrics.queue_depth(inbox.len());
                 }
                 () = sleep_until(deadline), if deadline.is_some() => {
                     let now = self.clock.now();
@@ -162,7 +173,10 @@ impl Router {
                     self.fire_timers(now, &mut records);
                     self.writer.write_detached(records);
                 }
-                _ = positions.tick() => self.send_positions(),
+                _ = positions.tick() => {
+                    self.send_positions();
+                    self.metrics.refresh(&self.engine, self.clock.now());
+                }
             }
         }
         for bridge in self.bridges.values() {
@@ -187,7 +201,9 @@ impl Router {
     fn apply(&mut self, command: Command, records: &mut Vec<Record>) -> Result<()> {
         let now = self.clock.now();
         self.fire_timers(now, records);
+        let started = std::time::Instant::now();
         let applied = self.engine.apply_into(command, now, &mut self.effects);
+        self.metrics.decision(started.elapsed());
         self.dispatch(now, records);
         applied
     }
@@ -401,6 +417,7 @@ impl Router {
             enqueued_at: record.enqueued_at,
             transfer: record.is_transfer,
         };
+        let channel = record.channel;
         let mut records = vec![Record::Created(record.clone())];
         self.interactions
             .insert(record.interaction_id.clone(), item);
@@ -420,6 +437,7 @@ impl Router {
             }
             return Err(error);
         }
+        self.metrics.arrival(&queue, channel);
         for effect in &self.effects[start..] {
             if let Effect::Rejected {
                 item: rejected_item,
@@ -487,7 +505,7 @@ impl Router {
     /// The consumer left: an abandon while waiting or offered, the end of the
     /// conversation once answered.
     fn finish(&mut self, item: WorkItemId, records: &mut Vec<Record>) -> Result<()> {
-        let wrapping_up = self.require_open(item)?.wrapping_up;
+        let wrapping_up = self.require_open(item)?.wrap_up_since.is_some();
         if wrapping_up {
             return Ok(());
         }
@@ -659,7 +677,7 @@ impl Router {
     fn open_interactions(&self) -> Vec<OpenInteraction> {
         let mut open = Vec::with_capacity(self.items.len());
         for (id, details) in &self.items {
-            let state = if details.wrapping_up {
+            let state = if details.wrap_up_since.is_some() {
                 "wrap_up"
             } else if details.connected {
                 "connected"
@@ -830,6 +848,7 @@ impl Router {
 
     fn configure(&mut self, command: Command) -> Result<()> {
         match &command {
+            Command::UpsertQueue(queue) => self.metrics.set_queue(queue),
             Command::UpsertAgent(agent) => {
                 self.addresses
                     .insert(agent.id.clone(), agent.uc_address.clone());
@@ -845,11 +864,18 @@ impl Router {
             Command::RemoveAgent(agent) => Some(agent.clone()),
             _ => None,
         };
+        let removed_queue = match &command {
+            Command::RemoveQueue(queue) => Some(queue.clone()),
+            _ => None,
+        };
         let mut records = Vec::new();
         let result = self.apply(command, &mut records);
         self.writer.write_detached(records);
         if let (Ok(()), Some(agent)) = (&result, removed_agent) {
             self.addresses.remove(&agent);
+        }
+        if let (Ok(()), Some(queue)) = (&result, removed_queue) {
+            self.metrics.remove_queue(&queue);
         }
         result
     }
@@ -991,13 +1017,17 @@ impl Router {
                     OfferEndReason::TimedOut => EventKind::OfferTimedOut,
                     OfferEndReason::Rescinded => EventKind::OfferRescinded,
                 };
-                records.push(event(
-                    *item,
-                    now,
-                    kind,
-                    self.queue_of(*item),
-                    Some(agent.clone()),
-                ));
+                let queue = self.queue_of(*item);
+                if let Some(details) = self.items.get(item) {
+                    let result = match reason {
+                        OfferEndReason::Declined => "declined",
+                        OfferEndReason::TimedOut => "timeout",
+                        OfferEndReason::Rescinded => "rescinded",
+                    };
+                    self.metrics
+                        .offer_ended(&queue, details.record.channel, result);
+                }
+                records.push(event(*item, now, kind, queue, Some(agent.clone())));
                 self.to_agent(
                     agent,
                     AgentNotice::OfferEnded {
@@ -1007,8 +1037,14 @@ impl Router {
                 );
             }
             Effect::Answered {
-                item, agent, queue, ..
+                item,
+                agent,
+                queue,
+                channel,
+                waited,
+                ..
             } => {
+                self.metrics.answered(queue, *channel, *waited);
                 records.push(event(
                     *item,
                     now,
@@ -1028,7 +1064,14 @@ impl Router {
                     self.to_bridges(delivery);
                 }
             }
-            Effect::Abandoned { item, queue, .. } => {
+            Effect::Abandoned {
+                item,
+                queue,
+                channel,
+                waited,
+                ..
+            } => {
+                self.metrics.abandoned(queue, *channel, *waited);
                 records.push(event(*item, now, EventKind::Abandoned, queue.clone(), None));
                 self.close(*item);
             }
@@ -1036,9 +1079,10 @@ impl Router {
                 item,
                 from,
                 to,
+                channel,
                 reason,
-                ..
             } => {
+                self.metrics.overflowed(from, *channel, limit_name(*reason));
                 let detail =
                     serde_json::json!({ "from": from.as_str(), "reason": limit_name(*reason) });
                 records.push(event_with(
@@ -1061,9 +1105,10 @@ impl Router {
             Effect::Rejected {
                 item,
                 queue,
+                channel,
                 reason,
-                ..
             } => {
+                self.metrics.rejected(queue, *channel, limit_name(*reason));
                 let detail = serde_json::json!({ "reason": limit_name(*reason) });
                 records.push(event_with(
                     *item,
@@ -1077,10 +1122,13 @@ impl Router {
             Effect::Disposed {
                 item,
                 queue,
+                channel,
                 disposition,
                 reason,
-                ..
+                waited,
             } => {
+                self.metrics
+                    .disposed(queue, *channel, limit_name(*reason), *waited);
                 let (kind, message) = match disposition {
                     Disposition::Voicemail => (DisconnectKind::Voicemail, String::new()),
                     Disposition::Callback => (DisconnectKind::Callback, String::new()),
@@ -1111,9 +1159,11 @@ impl Router {
                 item,
                 agent,
                 queue,
+                channel,
+                handle_time,
                 wrap_up_until,
-                ..
             } => {
+                self.metrics.handled(queue, *channel, *handle_time);
                 records.push(event(
                     *item,
                     now,
@@ -1139,12 +1189,23 @@ impl Router {
                     ));
                     self.close(*item);
                 } else if let Some(details) = self.items.get_mut(item) {
-                    details.wrapping_up = true;
+                    details.wrap_up_since = Some(now);
                 }
             }
             Effect::WrapUpEnded {
-                item, agent, queue, ..
+                item,
+                agent,
+                queue,
+                channel,
+                ..
             } => {
+                if let Some(since) = self
+                    .items
+                    .get(item)
+                    .and_then(|details| details.wrap_up_since)
+                {
+                    self.metrics.wrapped_up(queue, *channel, now.since(since));
+                }
                 records.push(event(
                     *item,
                     now,

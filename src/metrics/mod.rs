@@ -1,10 +1,14 @@
 //! Prometheus metrics: a registry passed in (never the global one) and the
 //! HTTP endpoint that serves it at `/metrics`.
 
+mod grpc;
 mod http;
+mod routing;
 mod store;
 
+pub use grpc::{GrpcMetrics, GrpcMetricsLayer};
 pub use http::serve;
+pub use routing::{RoutingMetrics, SHORT_ABANDON};
 pub use store::StoreMetrics;
 
 use prometheus::Registry;
