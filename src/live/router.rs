@@ -405,18 +405,7 @@ impl Router {
     /// figures with the records to commit.
     fn enqueue(&mut self, record: WorkItemRecord) -> Result<(Submitted, Vec<Record>)> {
         let item = record.id;
-        let new = NewWorkItem {
-            id: item,
-            interaction: record.interaction_id.clone(),
-            channel: record.channel,
-            queue: record.queue.clone(),
-            language: record.language.clone(),
-            priority: record.priority,
-            skills: record.required_skills.clone(),
-            arrived_at: record.arrived_at,
-            enqueued_at: record.enqueued_at,
-            transfer: record.is_transfer,
-        };
+        let new = new_work_item(&record);
         let channel = record.channel;
         let mut records = vec![Record::Created(record.clone())];
         self.interactions
@@ -598,18 +587,7 @@ impl Router {
     /// Queues a stored work item again with its original times and priority.
     fn route_stored(&mut self, record: WorkItemRecord, records: &mut Vec<Record>) -> Result<()> {
         let item = record.id;
-        let new = NewWorkItem {
-            id: item,
-            interaction: record.interaction_id.clone(),
-            channel: record.channel,
-            queue: record.queue.clone(),
-            language: record.language.clone(),
-            priority: record.priority,
-            skills: record.required_skills.clone(),
-            arrived_at: record.arrived_at,
-            enqueued_at: record.enqueued_at,
-            transfer: record.is_transfer,
-        };
+        let new = new_work_item(&record);
         self.interactions
             .insert(record.interaction_id.clone(), item);
         let queue = record.queue.clone();
@@ -1269,6 +1247,22 @@ async fn sleep_until(deadline: Option<tokio::time::Instant>) {
     match deadline {
         Some(deadline) => tokio::time::sleep_until(deadline).await,
         None => std::future::pending().await,
+    }
+}
+
+/// The engine's view of a work item record.
+fn new_work_item(record: &WorkItemRecord) -> NewWorkItem {
+    NewWorkItem {
+        id: record.id,
+        interaction: record.interaction_id.clone(),
+        channel: record.channel,
+        queue: record.queue.clone(),
+        language: record.language.clone(),
+        priority: record.priority,
+        skills: record.required_skills.clone(),
+        arrived_at: record.arrived_at,
+        enqueued_at: record.enqueued_at,
+        transfer: record.is_transfer,
     }
 }
 
