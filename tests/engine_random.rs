@@ -50,7 +50,8 @@ struct ShadowItem {
 #[derive(Debug, Clone, PartialEq)]
 enum Intent {
     Ready,
-    NotReady,
+    /// Not ready, for this reason.
+    NotReady(String),
     NotResponding,
 }
 
@@ -63,6 +64,20 @@ struct ShadowAgent {
     presence: Presence,
     missed: u32,
     wrap_ups: [u32; 3],
+}
+
+impl ShadowAgent {
+    /// An agent before configuration or after removal: signed out and offline.
+    fn absent() -> Self {
+        ShadowAgent {
+            config: None,
+            signed_in: false,
+            intent: Intent::Ready,
+            presence: Presence::Offline,
+            missed: 0,
+            wrap_ups: [0; 3],
+        }
+    }
 }
 
 /// The whole simulation: engine, shadow and randomness.
@@ -190,14 +205,7 @@ impl Sim {
             sim.run(Command::UpsertQueue(queue));
         }
         for a in 0..AGENTS {
-            sim.agents.push(ShadowAgent {
-                config: None,
-                signed_in: false,
-                intent: Intent::Ready,
-                presence: Presence::Offline,
-                missed: 0,
-                wrap_ups: [0; 3],
-            });
+            sim.agents.push(ShadowAgent::absent());
             let agent = sim.random_agent(a);
             sim.run(Command::UpsertAgent(agent));
             sim.run(Command::SetPresence {
@@ -372,22 +380,16 @@ impl Sim {
             Command::UpsertAgent(agent) => {
                 self.agents[agent_index(&agent.id)].config = Some(agent.clone());
             }
-            Command::RemoveAgent(id) => {
-                let shadow = &mut self.agents[agent_index(id)];
-                *shadow = ShadowAgent {
-                    config: None,
-                    signed_in: false,
-                    intent: Intent::Ready,
-                    presence: Presence::Offline,
-                    missed: 0,
-                    wrap_ups: [0; 3],
-                };
-            }
-            Command::SignIn { agent: id, .. } => {
+            Command::RemoveAgent(id) => self.agents[agent_index(id)] = ShadowAgent::absent(),
+            Command::SignIn { agent: id, ready } => {
                 let shadow = &mut self.agents[agent_index(id)];
                 if !shadow.signed_in {
                     shadow.signed_in = true;
-                    shadow.intent = Intent::Ready;
+                    shadow.intent = if *ready {
+                        Intent::Ready
+                    } else {
+                        Intent::NotReady("signed_in".to_owned())
+                    };
                     shadow.missed = 0;
                 }
             }
@@ -406,8 +408,8 @@ impl Sim {
                 shadow.intent = Intent::Ready;
                 shadow.missed = 0;
             }
-            Command::SetNotReady { agent, .. } => {
-                self.agents[agent_index(agent)].intent = Intent::NotReady;
+            Command::SetNotReady { agent, reason } => {
+                self.agents[agent_index(agent)].intent = Intent::NotReady(reason.clone());
             }
             Command::SetPresence { agent, presence } => {
                 self.agents[agent_index(agent)].presence = *presence;
@@ -417,7 +419,7 @@ impl Sim {
                 shadow.signed_in = true;
                 shadow.missed = 0;
                 shadow.intent = match state {
-                    RoutingState::NotReady { .. } => Intent::NotReady,
+                    RoutingState::NotReady { reason } => Intent::NotReady(reason.clone()),
                     RoutingState::NotResponding => Intent::NotResponding,
                     _ => Intent::Ready,
                 };
@@ -594,6 +596,96 @@ impl Sim {
         load
     }
 
+    /// Whether agent `a` is signed in (formal) or present (informal).
+    fn logged_in(&self, a: usize) -> bool {
+        let shadow = &self.agents[a];
+        match &shadow.config {
+            None => false,
+            Some(config) if config.kind == AgentKind::Formal => shadow.signed_in,
+            Some(_) => shadow.presence != Presence::Offline,
+        }
+    }
+
+    /// The routing state the model expects of agent `a`: what it is doing
+    /// first, then what it (or a supervisor) said.
+    fn expected_state(&self, a: usize) -> RoutingState {
+        if !self.logged_in(a) {
+            return RoutingState::LoggedOut;
+        }
+        let mut offered = false;
+        for item in self.items.values() {
+            match item.at {
+                Where::Connected { agent } if agent == a => return RoutingState::Busy,
+                Where::Offered { agent, .. } if agent == a => offered = true,
+                _ => {}
+            }
+        }
+        let shadow = &self.agents[a];
+        if offered {
+            return RoutingState::Reserved;
+        }
+        if shadow.wrap_ups.iter().sum::<u32>() > 0 {
+            return RoutingState::WrapUp;
+        }
+        match &shadow.intent {
+            Intent::Ready => RoutingState::Ready,
+            Intent::NotReady(reason) => RoutingState::NotReady {
+                reason: reason.clone(),
+            },
+            Intent::NotResponding => RoutingState::NotResponding,
+        }
+    }
+
+    /// Per queue and channel, members signed in (present, if informal) with capacity on it.
+    fn staffed(&self) -> [[u32; 3]; QUEUES] {
+        let mut staffed = [[0; 3]; QUEUES];
+        for (a, shadow) in self.agents.iter().enumerate() {
+            let Some(config) = &shadow.config else {
+                continue;
+            };
+            if !self.logged_in(a) {
+                continue;
+            }
+            for queue in &config.queues {
+                for channel in Channel::ALL {
+                    if config.capacity.get(channel) > 0 {
+                        staffed[queue_index(queue)][channel.index()] += 1;
+                    }
+                }
+            }
+        }
+        staffed
+    }
+
+    /// `when_no_agents` after a command: once the last member signed in with
+    /// capacity on a channel has left a queue with the rule (or the queue was
+    /// just configured with it while nobody is there), nothing waits there on
+    /// that channel.
+    fn check_no_one_waits_for_no_one(&self, before: &[[u32; 3]; QUEUES], command: &Command) {
+        let after = self.staffed();
+        for (q, queue) in self.queues.iter().enumerate() {
+            if queue.limits.when_no_agents.is_none() {
+                continue;
+            }
+            let reconfigured =
+                matches!(command, Command::UpsertQueue(changed) if changed.id == queue.id);
+            for channel in Channel::ALL {
+                let c = channel.index();
+                if after[q][c] > 0 || (before[q][c] == 0 && !reconfigured) {
+                    continue;
+                }
+                for (key, item) in &self.items {
+                    if item.at == Where::Waiting && item.queue == q && item.channel == channel {
+                        self.fail(format!(
+                            "{} waits in q{q} on {channel:?} with nobody signed in to take it",
+                            item_id(*key)
+                        ));
+                    }
+                }
+            }
+        }
+    }
+
     fn routable(&self, a: usize) -> bool {
         let shadow = &self.agents[a];
         let Some(config) = &shadow.config else {
@@ -687,6 +779,13 @@ impl Sim {
                 self.fail(format!(
                     "agent a{a} load {:?} in the engine, {load:?} in the model",
                     view.load
+                ));
+            }
+            let expected = self.expected_state(a);
+            if view.state != expected {
+                self.fail(format!(
+                    "agent a{a} is {:?} in the engine, {expected:?} in the model",
+                    view.state
                 ));
             }
         }
@@ -873,7 +972,7 @@ impl Sim {
             }
             770..800 => Some(Command::SignIn {
                 agent: agent_id(a),
-                ready: true,
+                ready: self.rng.random_bool(0.7),
             }),
             800..815 => Some(Command::SignOut(agent_id(a))),
             815..845 => Some(Command::SetReady(agent_id(a))),
@@ -932,6 +1031,7 @@ impl Sim {
                 // A re-added agent starts offline and signed out, like a new one.
                 self.agents[a].presence = Presence::Offline;
             }
+            let staffed = self.staffed();
             let result = self.engine.apply(command.clone(), self.now);
             self.last = format!("{command:?} -> {result:#?}");
             match result {
@@ -939,6 +1039,7 @@ impl Sim {
                     self.absorb(&effects);
                     self.mirror_command(&command);
                     self.check(&effects, Some(&before));
+                    self.check_no_one_waits_for_no_one(&staffed, &command);
                 }
                 Err(_) => self.arriving.clear(),
             }

@@ -48,6 +48,11 @@ impl BusyLog {
     /// Opens or closes the current span when the agent starts or stops being busy.
     pub(crate) fn update(&mut self, busy: bool, now: Timestamp) {
         match (busy, self.since) {
+            // Work picked up the moment the last ended continues that span,
+            // so back-to-back work does not grow the log.
+            (true, None) if self.spans.back().is_some_and(|span| span.1 == now) => {
+                self.since = self.spans.pop_back().map(|span| span.0);
+            }
             (true, None) => self.since = Some(now),
             (false, Some(start)) => {
                 self.since = None;
@@ -115,6 +120,10 @@ pub(crate) struct AgentSlot {
     pub(crate) published: RoutingState,
     /// The idle-since key under which the agent sits in its queues' free sets, per channel.
     pub(crate) indexed: [Option<Timestamp>; 3],
+    /// Whether the agent waits in [`super::Engine`]'s re-index list.
+    pub(crate) reindex: bool,
+    /// Per channel, whether the agent counts in its queues' `staffed`.
+    pub(crate) staffing: [bool; 3],
     /// Busy spans, for the least-occupied strategy.
     pub(crate) busy: BusyLog,
 }
@@ -139,6 +148,8 @@ impl AgentSlot {
             routable: false,
             published: RoutingState::LoggedOut,
             indexed: [None; 3],
+            reindex: false,
+            staffing: [false; 3],
             busy: BusyLog::default(),
         }
     }

@@ -135,7 +135,7 @@ impl Engine {
             });
         };
         let slot = &self.queues[item.queue.get()];
-        let requirements = &self.classes[class].requirements;
+        let requirements = &slot.summary(class).requirements;
         let staffing = self.staffing(slot, item.channel, |agent| agent.meets(requirements));
         let position = self.position(ix);
         Some(ItemWait {
@@ -154,16 +154,15 @@ impl Engine {
         let slot = &self.queues[self.queue_of(queue)?.get()];
         let mut waiting = 0;
         let mut oldest: Option<Timestamp> = None;
-        for c in &slot.classes {
-            let class = &self.classes[*c];
-            if class.key.channel != channel {
+        for summary in &slot.classes {
+            if summary.channel != channel {
                 continue;
             }
-            waiting += class.waiting.len();
-            for key in &class.waiting {
-                let arrived_at = self.items[key.item].arrived_at;
-                if oldest.is_none_or(|found| arrived_at < found) {
-                    oldest = Some(arrived_at);
+            let line = &self.classes[summary.class].waiting;
+            waiting += line.len();
+            for key in line {
+                if oldest.is_none_or(|found| key.arrived_at < found) {
+                    oldest = Some(key.arrived_at);
                 }
             }
         }
@@ -195,7 +194,8 @@ impl Engine {
         skills: &[SkillRequirement],
         now: Timestamp,
     ) -> Result<WaitEstimate> {
-        let slot = &self.queues[self.queue_of(queue)?.get()];
+        let q = self.queue_of(queue)?;
+        let slot = &self.queues[q.get()];
         let mut extra = Vec::with_capacity(skills.len());
         for requirement in skills {
             extra.push((self.known_skill(&requirement.skill), requirement.min_level));
@@ -218,8 +218,10 @@ impl Engine {
             enqueued_at: now,
             seq: u64::MAX,
             item: next_index(u32::MAX as usize),
+            priority: 0,
+            arrived_at: now,
         };
-        let ahead = slot.waiting.range(..new_key).count();
+        let ahead = self.ahead_of(q, &new_key);
         let position = u32::try_from(ahead + 1).unwrap_or(u32::MAX);
         Ok(WaitEstimate {
             agents_signed_in: staffing.signed_in,

@@ -82,6 +82,8 @@ impl Item {
             enqueued_at: self.enqueued_at,
             seq: self.seq,
             item,
+            priority: self.priority,
+            arrived_at: self.arrived_at,
         }
     }
 

@@ -4,10 +4,12 @@
 use super::effect::{Effect, LimitReason, OfferEndReason};
 use super::item::{Item, ItemState};
 use super::ix::{AgentIx, ClassIx, Dense, ItemIx, QueueIx, SkillIx};
-use super::queue::{Class, ClassKey, ItemKey, StepRule, merge_requirements};
-use super::timer::Timer;
+use super::queue::{Class, ClassKey, ClassSummary, ItemKey, Rules, StepRule, merge_requirements};
+use super::timer::{Action, Timer};
 use super::{Engine, NewWorkItem};
-use crate::domain::{Disposition, Queue, QueueId, SkillName, Timestamp, Validate, WorkItemId};
+use crate::domain::{
+    Channel, Disposition, Queue, QueueId, SkillName, Timestamp, Validate, WorkItemId,
+};
 use crate::error::{Error, Result};
 use std::collections::BTreeSet;
 
@@ -48,7 +50,11 @@ impl Engine {
     pub(super) fn upsert_queue(&mut self, queue: Queue, now: Timestamp) -> Result<()> {
         queue.validate()?;
         let q = self.intern_queue(&queue.id);
-        let keys: Vec<ItemKey> = self.queues[q.get()].waiting.iter().copied().collect();
+        let mut keys: Vec<ItemKey> = Vec::new();
+        for summary in &self.queues[q.get()].classes {
+            keys.extend(self.classes[summary.class].waiting.iter().copied());
+        }
+        keys.sort_unstable();
         for key in &keys {
             self.dequeue(key.item);
         }
@@ -72,6 +78,19 @@ impl Engine {
         }
         let slot = &mut self.queues[q.get()];
         slot.steps = steps;
+        if queue.limits.when_no_agents.is_some() {
+            // A rule against waiting for no one applies to those already waiting.
+            for channel in Channel::ALL {
+                if slot.staffed[channel.index()] == 0 {
+                    self.unstaffed.push((q, channel));
+                }
+            }
+        }
+        slot.rules = Some(Rules {
+            priority: queue.priority,
+            aging_secs: queue.priority_aging_secs,
+            max_wait_secs: queue.limits.max_wait_secs,
+        });
         slot.config = Some(queue);
         for key in &keys {
             self.enqueue(key.item, now);
@@ -91,6 +110,7 @@ impl Engine {
         }
         let slot = &mut self.queues[q.get()];
         slot.config = None;
+        slot.rules = None;
         slot.steps.clear();
         Ok(())
     }
@@ -169,7 +189,7 @@ impl Engine {
         let limits = &config.limits;
         let full = limits
             .max_waiting
-            .is_some_and(|max| slot.waiting.len() >= max as usize);
+            .is_some_and(|max| slot.waiting >= max as usize);
         if full {
             let disposition = limits.when_full.clone().unwrap_or(Disposition::Reject);
             self.dispose(item, disposition, LimitReason::Full, hops, now, out);
@@ -189,21 +209,64 @@ impl Engine {
     /// channel meets some step's requirements for it.
     fn anyone_could_take(&self, item: &Item) -> bool {
         let slot = &self.queues[item.queue.get()];
+        if slot.staffed[item.channel.index()] == 0 {
+            return false;
+        }
+        let mut steps = Vec::with_capacity(slot.steps.len());
+        for rule in &slot.steps {
+            steps.push(step_requirements(rule, item.language_skill, &item.extra));
+        }
         for a in &slot.members {
             let agent = &self.agents[a.get()];
-            let Some(config) = &agent.config else {
-                continue;
-            };
-            if !agent.logged_in() || config.capacity.get(item.channel) == 0 {
+            if !agent.staffing[item.channel.index()] {
                 continue;
             }
-            for rule in &slot.steps {
-                if agent.meets(&step_requirements(rule, item.language_skill, &item.extra)) {
+            for requirements in &steps {
+                if agent.meets(requirements) {
                     return true;
                 }
             }
         }
         false
+    }
+
+    /// Applies `when_no_agents` to the items waiting on a channel in queues
+    /// whose last signed-in member with capacity on it has just left (signed
+    /// out, went offline, was removed or reconfigured), or which were just
+    /// configured with the rule while nobody is there, so nobody waits for no
+    /// one. Queues still staffed are not re-checked for skills: that would
+    /// scan their lines on every sign-out; arrivals are checked in full.
+    pub(super) fn strand_unstaffed(&mut self, now: Timestamp, out: &mut Vec<Effect>) {
+        while let Some((q, channel)) = self.unstaffed.pop() {
+            let slot = &self.queues[q.get()];
+            if slot.staffed[channel.index()] > 0 {
+                continue;
+            }
+            let Some(queue) = &slot.config else {
+                continue;
+            };
+            let Some(disposition) = queue.limits.when_no_agents.clone() else {
+                continue;
+            };
+            let mut keys = Vec::new();
+            for summary in &slot.classes {
+                if summary.channel == channel {
+                    keys.extend(self.classes[summary.class].waiting.iter().copied());
+                }
+            }
+            keys.sort_unstable();
+            for key in keys {
+                let item = self.withdraw(key.item, now, out);
+                self.dispose(
+                    item,
+                    disposition.clone(),
+                    LimitReason::NoAgents,
+                    0,
+                    now,
+                    out,
+                );
+            }
+        }
     }
 
     /// Applies a disposition to an item that is out of line.
@@ -289,15 +352,36 @@ impl Engine {
         });
     }
 
-    /// A waiting item's 1-based place in its queue's line (linear in the
-    /// place: fine for queues of hundreds, and only asked on entry and query).
+    /// A waiting item's 1-based place in its queue's line.
     pub(super) fn position(&self, ix: ItemIx) -> u32 {
         let item = &self.items[ix];
-        let ahead = self.queues[item.queue.get()]
-            .waiting
-            .range(..item.key(ix))
-            .count();
+        let ahead = self.ahead_of(item.queue, &item.key(ix));
         u32::try_from(ahead + 1).unwrap_or(u32::MAX)
+    }
+
+    /// How many items wait ahead of a place in a queue's line, over all its
+    /// classes. Each class is counted from whichever end of it is nearer, so
+    /// the usual arrival at the back of a long line costs next to nothing.
+    pub(super) fn ahead_of(&self, q: QueueIx, key: &ItemKey) -> usize {
+        let mut ahead = 0;
+        for summary in &self.queues[q.get()].classes {
+            let line = &self.classes[summary.class].waiting;
+            let mut before = line.range(..key);
+            let mut after = line.range(key..);
+            let mut steps = 0;
+            loop {
+                if before.next_back().is_none() {
+                    ahead += steps;
+                    break;
+                }
+                if after.next().is_none() {
+                    ahead += line.len() - steps;
+                    break;
+                }
+                steps += 1;
+            }
+        }
+        ahead
     }
 
     /// Puts a stored item in line at its rank and enqueue time, in the class
@@ -310,87 +394,131 @@ impl Engine {
         let enqueued_at = item.enqueued_at;
         let step = slot.step_at(now.millis() - enqueued_at.millis());
         let rank = slot.rank(item.priority, enqueued_at);
-        let step_end = slot.step_end(step);
-        let max_wait = slot
-            .config
-            .as_ref()
-            .and_then(|queue| queue.limits.max_wait_secs);
         let class = self.class_for(ix, step);
         let entry = &mut self.items[ix];
         entry.rank = rank;
         entry.step = step;
         entry.epoch = epoch;
         entry.state = ItemState::Waiting { class };
-        let key = entry.key(ix);
-        self.classes[class].waiting.insert(key);
-        self.queues[q.get()].waiting.insert(key);
-        if let Some(end_ms) = step_end {
-            let at = Timestamp::from_millis(enqueued_at.millis() + end_ms);
-            self.timers.schedule(at, Timer::Step { item: ix, epoch });
-        }
-        if let Some(secs) = max_wait {
-            let at = after_secs(enqueued_at, secs);
-            self.timers.schedule(at, Timer::MaxWait { item: ix, epoch });
+        self.join_class(class, ix);
+        self.queues[q.get()].waiting += 1;
+        for timer in self.line_timers(ix).into_iter().flatten() {
+            self.timers.schedule(timer);
         }
         self.pending_items.push(ix);
     }
 
-    /// The requirement class for an item in a step, created if new.
+    /// A waiting item's timers: the end of its current step and its maximum
+    /// wait, as set when it entered the step (so they can be cancelled).
+    fn line_timers(&self, ix: ItemIx) -> [Option<Timer>; 2] {
+        let item = &self.items[ix];
+        let slot = &self.queues[item.queue.get()];
+        let step_end = slot.step_end(item.step).map(|end_ms| Timer {
+            at: Timestamp::from_millis(item.enqueued_at.millis() + end_ms),
+            seq: item.epoch,
+            action: Action::Step(ix),
+        });
+        let max_wait = slot
+            .rules
+            .and_then(|rules| rules.max_wait_secs)
+            .map(|secs| Timer {
+                at: after_secs(item.enqueued_at, secs),
+                seq: item.epoch,
+                action: Action::MaxWait(ix),
+            });
+        [step_end, max_wait]
+    }
+
+    /// The requirement class for an item in a step, created if new. A queue
+    /// has few classes, so a scan of its own beats hashing a key with skills.
     fn class_for(&mut self, ix: ItemIx, step: usize) -> ClassIx {
         let item = &self.items[ix];
         let slot = &self.queues[item.queue.get()];
         let rule = slot.steps.get(step);
         let match_language = rule.is_some_and(|rule| rule.match_language);
+        let language = item.language_skill.filter(|_| match_language);
+        for summary in &slot.classes {
+            let existing = &self.classes[summary.class].key;
+            let same = existing.channel == item.channel
+                && existing.step == step
+                && existing.language == language
+                && existing.extra == item.extra;
+            if same {
+                return summary.class;
+            }
+        }
         let key = ClassKey {
             queue: item.queue,
             channel: item.channel,
             step,
-            language: item.language_skill.filter(|_| match_language),
+            language,
             extra: item.extra.clone(),
         };
-        if let Some(class) = self.class_ix.get(&key) {
-            return *class;
-        }
         let requirements = match rule {
             Some(rule) => step_requirements(rule, key.language, &key.extra),
             None => key.extra.clone(),
         };
         let q = key.queue;
+        let channel = key.channel;
         let class = self.classes.insert(Class {
-            key: key.clone(),
-            requirements,
+            key,
             waiting: BTreeSet::new(),
         });
-        self.class_ix.insert(key, class);
-        self.queues[q.get()].classes.push(class);
+        self.queues[q.get()].classes.push(ClassSummary {
+            class,
+            channel,
+            requirements: requirements.into_boxed_slice(),
+            head: None,
+            cooling: 0,
+        });
         class
     }
 
-    /// Takes a waiting item out of line (its state is the caller's to set).
-    pub(super) fn dequeue(&mut self, ix: ItemIx) {
+    /// Puts a waiting item in its class's line, keeping the class's head and
+    /// count of items with cooldowns.
+    fn join_class(&mut self, class: ClassIx, ix: ItemIx) {
         let item = &self.items[ix];
-        let ItemState::Waiting { class } = item.state else {
-            return;
-        };
         let key = item.key(ix);
-        self.queues[item.queue.get()].waiting.remove(&key);
-        self.leave_class(class, &key);
+        let cooling = !item.cooldowns.is_empty();
+        self.classes[class].waiting.insert(key);
+        let summary = self.queues[item.queue.get()].summary_mut(class);
+        if summary.head.is_none_or(|head| key < head) {
+            summary.head = Some(key);
+        }
+        summary.cooling += usize::from(cooling);
     }
 
-    /// Removes a key from a class, dropping the class when it empties.
-    fn leave_class(&mut self, class: ClassIx, key: &ItemKey) {
-        let members = &mut self.classes[class].waiting;
-        members.remove(key);
-        if !members.is_empty() {
-            return;
-        }
-        let Some(removed) = self.classes.remove(class) else {
+    /// Takes a waiting item out of line and cancels its timers (its state is
+    /// the caller's to set).
+    pub(super) fn dequeue(&mut self, ix: ItemIx) {
+        let ItemState::Waiting { class } = self.items[ix].state else {
             return;
         };
-        self.class_ix.remove(&removed.key);
-        self.queues[removed.key.queue.get()]
-            .classes
-            .retain(|other| *other != class);
+        for timer in self.line_timers(ix).into_iter().flatten() {
+            self.timers.cancel(&timer);
+        }
+        self.queues[self.items[ix].queue.get()].waiting -= 1;
+        self.leave_class(class, ix);
+    }
+
+    /// Takes a waiting item out of its class, dropping the class when it empties.
+    fn leave_class(&mut self, class: ClassIx, ix: ItemIx) {
+        let item = &self.items[ix];
+        let key = item.key(ix);
+        let line = &mut self.classes[class].waiting;
+        line.remove(&key);
+        let head = line.first().copied();
+        let slot = &mut self.queues[item.queue.get()];
+        if head.is_none() {
+            self.classes.remove(class);
+            slot.classes.retain(|summary| summary.class != class);
+            return;
+        }
+        let summary = slot.summary_mut(class);
+        if summary.head == Some(key) {
+            summary.head = head;
+        }
+        summary.cooling -= usize::from(!item.cooldowns.is_empty());
     }
 
     /// Moves a waiting item to the class of the step it has reached, keeping its place.
@@ -399,21 +527,17 @@ impl Engine {
         let ItemState::Waiting { class } = item.state else {
             return;
         };
-        let key = item.key(ix);
-        let epoch = item.epoch;
-        let enqueued_at = item.enqueued_at;
-        let slot = &self.queues[item.queue.get()];
-        let step = slot.step_at(now.millis() - enqueued_at.millis());
-        let step_end = slot.step_end(step);
-        self.leave_class(class, &key);
+        let waited_ms = now.millis() - item.enqueued_at.millis();
+        let step = self.queues[item.queue.get()].step_at(waited_ms);
+        self.leave_class(class, ix);
         let next_class = self.class_for(ix, step);
-        self.classes[next_class].waiting.insert(key);
+        self.join_class(next_class, ix);
         let entry = &mut self.items[ix];
         entry.state = ItemState::Waiting { class: next_class };
         entry.step = step;
-        if let Some(end_ms) = step_end {
-            let at = Timestamp::from_millis(enqueued_at.millis() + end_ms);
-            self.timers.schedule(at, Timer::Step { item: ix, epoch });
+        let [step_end, _] = self.line_timers(ix);
+        if let Some(timer) = step_end {
+            self.timers.schedule(timer);
         }
         self.pending_items.push(ix);
     }
@@ -449,8 +573,11 @@ impl Engine {
         let agent = &mut self.agents[a.get()];
         agent.offers.push(ix);
         agent.load[item.channel.index()] += 1;
-        self.timers
-            .schedule(expires_at, Timer::Offer { item: ix, epoch });
+        self.timers.schedule(Timer {
+            at: expires_at,
+            seq: epoch,
+            action: Action::Offer(ix),
+        });
         out.push(Effect::Offered {
             item: item.id,
             agent: agent.id.clone(),
@@ -462,13 +589,27 @@ impl Engine {
         self.refresh_agent(a, now, out);
     }
 
-    /// Frees the capacity an offer held (the agent's state is refreshed by the caller).
+    /// Frees the capacity an offer held and cancels its timeout (the agent's
+    /// state is refreshed by the caller).
     fn release_offer(&mut self, ix: ItemIx, a: AgentIx, now: Timestamp) {
+        self.cancel_offer_timer(ix);
         let channel = self.items[ix].channel;
         let agent = &mut self.agents[a.get()];
         agent.offers.retain(|offered| *offered != ix);
         agent.load[channel.index()] -= 1;
         agent.idle_since = now;
+    }
+
+    /// Cancels an offered item's timeout.
+    fn cancel_offer_timer(&mut self, ix: ItemIx) {
+        let item = &self.items[ix];
+        if let ItemState::Offered { expires_at, .. } = item.state {
+            self.timers.cancel(&Timer {
+                at: expires_at,
+                seq: item.epoch,
+                action: Action::Offer(ix),
+            });
+        }
     }
 
     /// Ends an unanswered offer and puts the item back in its place in line.
@@ -507,9 +648,11 @@ impl Engine {
             let item = &mut self.items[ix];
             item.cooldowns.retain(|cooldown| cooldown.1 > now);
             item.cooldowns.push((a, until));
-            let seq = item.seq;
-            self.timers
-                .schedule(until, Timer::Cooldown { item: ix, seq });
+            self.timers.schedule(Timer {
+                at: until,
+                seq: item.seq,
+                action: Action::Cooldown(ix),
+            });
         }
         self.enqueue(ix, now);
         self.refresh_agent(a, now, out);
@@ -597,6 +740,7 @@ impl Engine {
         out: &mut Vec<Effect>,
     ) -> Result<()> {
         let (ix, a) = self.offered_to(item, agent)?;
+        self.cancel_offer_timer(ix);
         let epoch = self.bump();
         let entry = &mut self.items[ix];
         entry.state = ItemState::Connected {
@@ -671,13 +815,11 @@ impl Engine {
             });
             agent.load[item.channel.index()] += 1;
             let until = after_secs(now, wrap_up_secs);
-            self.timers.schedule(
-                until,
-                Timer::WrapUp {
-                    agent: a,
-                    id: wrap_id,
-                },
-            );
+            self.timers.schedule(Timer {
+                at: until,
+                seq: wrap_id,
+                action: Action::WrapUp(a),
+            });
             wrap_up_until = Some(until);
         } else {
             agent.idle_since = now;
@@ -809,22 +951,23 @@ impl Engine {
 
     /// Acts on a due timer, ignoring it if what it was set for has moved on.
     pub(super) fn fire(&mut self, timer: Timer, now: Timestamp, out: &mut Vec<Effect>) {
-        match timer {
-            Timer::Offer { item, epoch } => {
+        let seq = timer.seq;
+        match timer.action {
+            Action::Offer(item) => {
                 let live = self.items.get(item).is_some_and(|entry| {
-                    entry.epoch == epoch && matches!(entry.state, ItemState::Offered { .. })
+                    entry.epoch == seq && matches!(entry.state, ItemState::Offered { .. })
                 });
                 if live {
                     self.end_offer(item, OfferEndReason::TimedOut, now, out);
                 }
             }
-            Timer::Step { item, epoch } => {
-                if self.waiting_in(item, epoch) {
+            Action::Step(item) => {
+                if self.waiting_in(item, seq) {
                     self.restep(item, now);
                 }
             }
-            Timer::MaxWait { item, epoch } => {
-                if !self.waiting_in(item, epoch) {
+            Action::MaxWait(item) => {
+                if !self.waiting_in(item, seq) {
                     return;
                 }
                 let config = self.queues[self.items[item].queue.get()].config.as_ref();
@@ -836,17 +979,23 @@ impl Engine {
                 let entry = self.withdraw(item, now, out);
                 self.dispose(entry, disposition, LimitReason::MaxWait, 0, now, out);
             }
-            Timer::Cooldown { item, seq } => {
+            Action::Cooldown(item) => {
                 let Some(entry) = self.items.get_mut(item) else {
                     return;
                 };
-                if entry.seq != seq || !matches!(entry.state, ItemState::Waiting { .. }) {
+                let ItemState::Waiting { class } = entry.state else {
+                    return;
+                };
+                if entry.seq != seq || entry.cooldowns.is_empty() {
                     return;
                 }
                 entry.cooldowns.retain(|cooldown| cooldown.1 > now);
+                if entry.cooldowns.is_empty() {
+                    self.queues[entry.queue.get()].summary_mut(class).cooling -= 1;
+                }
                 self.pending_items.push(item);
             }
-            Timer::WrapUp { agent, id } => self.wrap_up_due(agent, id, now, out),
+            Action::WrapUp(agent) => self.wrap_up_due(agent, seq, now, out),
         }
     }
 }

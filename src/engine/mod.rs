@@ -58,7 +58,10 @@
 //!   counts from the enqueue in the current queue and applies
 //!   `when_max_wait` (disconnect by default); `when_no_agents` applies on
 //!   arrival when no signed-in member with capacity on the channel meets any
-//!   step. An overflow keeps the first arrival, joins the target's line at
+//!   step, and to the items waiting on a channel as soon as the queue's last
+//!   signed-in member with capacity on it leaves (signs out, goes offline, is
+//!   removed or reconfigured) or the queue gets the rule while nobody is
+//!   there. An overflow keeps the first arrival, joins the target's line at
 //!   the time of overflow and goes through the target's limits, at most
 //!   eight hops. Supervisor moves bypass the target's limits.
 //! - **Estimated wait.** `position × handle time / capacity`, where capacity
@@ -66,11 +69,31 @@
 //!   requirements and handle time is a moving average of talk plus wrap-up
 //!   for the queue and channel (three minutes until the first completion).
 //!   Zero when someone could take the item now.
+//!
+//! # Layout
+//!
+//! Sized for half a million waiting items (see `benches/engine.rs`); what a
+//! routing decision reads is kept together, and nothing grows by copying
+//! everything at once.
+//!
+//! - A queue's line is split into requirement classes, each a B-tree in line
+//!   order. The queue keeps a short array of class summaries (channel,
+//!   requirements, first item, how many items have cooldowns), and a line
+//!   key carries what the cross-queue rule compares, so finding an agent's
+//!   next item reads one array per queue and no item at all.
+//! - Free agents sit in per-queue, per-channel sets ordered by idle time.
+//!   They are re-indexed once per routing pass, so an agent who frees up and
+//!   takes the next item within one command never enters them.
+//! - Items live in a slab of fixed pages, ids map to them through 256 small
+//!   hash maps, and timers are a B-tree from which the timers of waiting and
+//!   offered items are removed as soon as they stop applying: growth is a
+//!   page, a shard or a node at a time, with no stale timers piling up.
 
 mod agent;
 mod command;
 mod effect;
 mod estimate;
+mod idmap;
 mod item;
 mod ix;
 mod lifecycle;
@@ -87,13 +110,13 @@ pub use command::{Command, NewWorkItem};
 pub use effect::{Effect, LimitReason, OfferEndReason};
 pub use view::{AgentView, ItemStatus, ItemView, ItemWait, QueueSnapshot, WaitEstimate};
 
-use crate::domain::{AgentId, QueueId, SkillName, Timestamp, WorkItemId};
+use crate::domain::{AgentId, Channel, QueueId, SkillName, Timestamp, WorkItemId};
 use crate::error::{Error, Result};
 use agent::AgentSlot;
+use idmap::{IdMap, ShardedMap};
 use item::Item;
 use ix::{AgentIx, ClassIx, Dense, ItemIx, QueueIx, SkillIx, Slab};
-use queue::{Class, ClassKey, QueueSlot};
-use std::collections::HashMap;
+use queue::{Class, QueueSlot};
 use timer::Timers;
 
 /// All routing state. One task owns it; see the module documentation for the rules.
@@ -102,21 +125,19 @@ pub struct Engine {
     /// Queue slots by dense index.
     queues: Vec<QueueSlot>,
     /// Queue ids to dense indices.
-    queue_ix: HashMap<QueueId, QueueIx>,
+    queue_ix: IdMap<QueueId, QueueIx>,
     /// Agent slots by dense index (removed agents keep theirs).
     agents: Vec<AgentSlot>,
     /// Agent ids to dense indices.
-    agent_ix: HashMap<AgentId, AgentIx>,
+    agent_ix: IdMap<AgentId, AgentIx>,
     /// Skill names to dense indices.
-    skills: HashMap<SkillName, SkillIx>,
+    skills: IdMap<SkillName, SkillIx>,
     /// Open work items.
     items: Slab<ItemIx, Item>,
     /// Work item ids to slab indices.
-    item_ix: HashMap<WorkItemId, ItemIx>,
+    item_ix: ShardedMap<WorkItemId, ItemIx>,
     /// Requirement classes with waiting items.
     classes: Slab<ClassIx, Class>,
-    /// Class keys to slab indices.
-    class_ix: HashMap<ClassKey, ClassIx>,
     /// Offer timeouts, step changes, maximum waits, cooldowns and wrap-ups.
     timers: Timers,
     /// Counter for item admissions, epochs and wrap-ups.
@@ -125,6 +146,11 @@ pub struct Engine {
     pending_items: Vec<ItemIx>,
     /// Agents that gained capacity or readiness during the current command.
     pending_agents: Vec<AgentIx>,
+    /// Agents whose free-set entries may be out of date.
+    reindex: Vec<AgentIx>,
+    /// Queues and channels whose last signed-in member with capacity left
+    /// during the current command, for `when_no_agents`.
+    unstaffed: Vec<(QueueIx, Channel)>,
 }
 
 impl Engine {

@@ -21,7 +21,9 @@ pub(crate) struct StepRule {
 }
 
 /// An item's place in its queue's line. Lower sorts first: higher rank, then
-/// earlier enqueue, then earlier submission.
+/// earlier enqueue, then earlier submission (unique, so the fields after it
+/// never decide). It also carries what the cross-queue rule compares, so
+/// routing can weigh a class's head without reading the item.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub(crate) struct ItemKey {
     /// The time-invariant priority rank (see [`QueueSlot::rank`]), reversed so higher goes first.
@@ -32,12 +34,16 @@ pub(crate) struct ItemKey {
     pub(crate) seq: u64,
     /// The item itself.
     pub(crate) item: ItemIx,
+    /// The item's base priority, for its cross-queue score.
+    pub(crate) priority: i32,
+    /// The item's first arrival, the cross-queue tie-break.
+    pub(crate) arrived_at: Timestamp,
 }
 
 /// Items that need exactly the same skills at the moment: one queue, one
 /// channel, one step, one language, one set of extra skills. Routing looks
 /// only at the head of each class, instead of scanning the whole line.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone)]
 pub(crate) struct ClassKey {
     /// The queue the items wait in.
     pub(crate) queue: QueueIx,
@@ -56,31 +62,69 @@ pub(crate) struct ClassKey {
 pub(crate) struct Class {
     /// What identifies the class.
     pub(crate) key: ClassKey,
-    /// The merged requirements an agent must meet (sorted, highest level per skill).
-    pub(crate) requirements: Vec<(SkillIx, SkillLevel)>,
     /// The class's waiting items in line order.
     pub(crate) waiting: BTreeSet<ItemKey>,
 }
 
+/// What routing reads of a class, kept inline in its queue's list: finding
+/// an agent's next item looks at every class of every queue the agent serves,
+/// so that scan reads one short array per queue instead of several scattered
+/// structures per class.
+#[derive(Debug)]
+pub(crate) struct ClassSummary {
+    /// The class, which holds the key and the whole line.
+    pub(crate) class: ClassIx,
+    /// The items' channel.
+    pub(crate) channel: Channel,
+    /// The merged requirements an agent must meet (sorted, highest level per skill).
+    pub(crate) requirements: Box<[(SkillIx, SkillLevel)]>,
+    /// The first item in the class's line.
+    pub(crate) head: Option<ItemKey>,
+    /// How many of the class's items have cooldowns (agents skipped for a
+    /// while); while none has, the head is every agent's candidate.
+    pub(crate) cooling: usize,
+}
+
+/// The parts of a queue's configuration that every routing decision reads,
+/// copied out of it so they sit at the front of the slot.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Rules {
+    /// The queue's priority, added to each item's in the cross-queue rule.
+    pub(crate) priority: i32,
+    /// Seconds of waiting that add one priority level, if items age.
+    pub(crate) aging_secs: Option<u32>,
+    /// The longest an item may wait, if limited.
+    pub(crate) max_wait_secs: Option<u32>,
+}
+
 /// One queue as the engine sees it. A slot exists for every queue id any
 /// agent or queue mentions; only queues with a configuration take items.
+/// `repr(C)` keeps the fields routing reads on every decision first, on one
+/// cache line; the rest of the slot is rarely needed there.
 #[derive(Debug)]
+#[repr(C)]
 pub(crate) struct QueueSlot {
+    /// Requirement classes with waiting items.
+    pub(crate) classes: Vec<ClassSummary>,
+    /// What routing reads of the configuration, `None` while there is none.
+    pub(crate) rules: Option<Rules>,
+    /// The steps with interned skills.
+    pub(crate) steps: Vec<StepRule>,
     /// The queue's id, for effects.
     pub(crate) id: QueueId,
     /// The configuration, `None` while unknown or after removal.
     pub(crate) config: Option<Queue>,
-    /// The steps with interned skills.
-    pub(crate) steps: Vec<StepRule>,
     /// Agents whose configuration lists this queue.
     pub(crate) members: BTreeSet<AgentIx>,
+    /// Per channel, members signed in (present, if informal) with capacity on
+    /// it, so the queue notices at once when the last of them leaves.
+    pub(crate) staffed: [u32; 3],
     /// Per channel, members that could take an item of that channel now,
     /// keyed by (idle since, agent) so the longest idle comes first.
     pub(crate) free: [BTreeSet<(Timestamp, AgentIx)>; 3],
-    /// Every waiting item (offered ones excepted), in line order.
-    pub(crate) waiting: BTreeSet<ItemKey>,
-    /// Requirement classes with waiting items.
-    pub(crate) classes: Vec<ClassIx>,
+    /// How many items wait in line (offered ones excepted), for `max_waiting`;
+    /// the line itself is the union of the classes' lines.
+    pub(crate) waiting: usize,
     /// The agent who took the last item under round robin.
     pub(crate) round_robin: Option<AgentIx>,
     /// Moving average of handle time (talk plus wrap-up) per channel, in ms.
@@ -91,16 +135,39 @@ impl QueueSlot {
     /// An unconfigured queue slot.
     pub(crate) fn new(id: QueueId) -> Self {
         Self {
+            classes: Vec::new(),
+            rules: None,
+            steps: Vec::new(),
             id,
             config: None,
-            steps: Vec::new(),
             members: BTreeSet::new(),
+            staffed: [0; 3],
             free: [BTreeSet::new(), BTreeSet::new(), BTreeSet::new()],
-            waiting: BTreeSet::new(),
-            classes: Vec::new(),
+            waiting: 0,
             round_robin: None,
             handle_ms: [None; 3],
         }
+    }
+
+    /// The summary of one of the queue's classes.
+    pub(crate) fn summary(&self, class: ClassIx) -> &ClassSummary {
+        &self.classes[self.summary_at(class)]
+    }
+
+    /// The summary of one of the queue's classes, to update.
+    pub(crate) fn summary_mut(&mut self, class: ClassIx) -> &mut ClassSummary {
+        let at = self.summary_at(class);
+        &mut self.classes[at]
+    }
+
+    /// Where a class is in the queue's list (a handful of entries).
+    fn summary_at(&self, class: ClassIx) -> usize {
+        for (at, summary) in self.classes.iter().enumerate() {
+            if summary.class == class {
+                return at;
+            }
+        }
+        panic!("a class with waiting items is listed in its queue")
     }
 
     /// The step an item is in after waiting `waited_ms` in this queue.
@@ -114,8 +181,12 @@ impl QueueSlot {
         self.steps.len().saturating_sub(1)
     }
 
-    /// When (after enqueue) a step ends, if it does.
+    /// When (after enqueue) a step ends, if it does (only the last step
+    /// lasts for ever, so the steps themselves are read only for the others).
     pub(crate) fn step_end(&self, step: usize) -> Option<i64> {
+        if step + 1 >= self.steps.len() {
+            return None;
+        }
         self.steps.get(step)?.ends_after_ms
     }
 
@@ -125,11 +196,7 @@ impl QueueSlot {
     /// priority·N − enqueued_at, which never changes as time passes: the line
     /// never needs re-sorting.
     pub(crate) fn rank(&self, priority: i32, enqueued_at: Timestamp) -> i64 {
-        match self
-            .config
-            .as_ref()
-            .and_then(|queue| queue.priority_aging_secs)
-        {
+        match self.rules.and_then(|rules| rules.aging_secs) {
             Some(secs) => i64::from(priority) * i64::from(secs) * 1000 - enqueued_at.millis(),
             None => i64::from(priority),
         }
@@ -138,11 +205,11 @@ impl QueueSlot {
     /// An item's score against items of other queues: (queue priority + item
     /// priority + aging levels accrued) in millionths of a level.
     pub(crate) fn score(&self, priority: i32, enqueued_at: Timestamp, now: Timestamp) -> i64 {
-        let Some(queue) = &self.config else {
+        let Some(rules) = self.rules else {
             return i64::MIN;
         };
-        let base = (i64::from(queue.priority) + i64::from(priority)) * SCORE_PER_LEVEL;
-        match queue.priority_aging_secs {
+        let base = (i64::from(rules.priority) + i64::from(priority)) * SCORE_PER_LEVEL;
+        match rules.aging_secs {
             Some(secs) => {
                 let waited_ms = (now.millis() - enqueued_at.millis()).max(0);
                 base + waited_ms * (SCORE_PER_LEVEL / 1000) / i64::from(secs)

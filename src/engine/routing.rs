@@ -16,12 +16,14 @@ type CrossQueueKey = (Reverse<i64>, Timestamp, u64, ItemIx);
 impl Engine {
     /// Routes everything that became routable, until nothing more can be offered.
     pub(super) fn drain(&mut self, now: Timestamp, out: &mut Vec<Effect>) {
+        self.strand_unstaffed(now, out);
         loop {
             if let Some(ix) = self.pending_items.pop() {
                 self.route_item(ix, now, out);
                 continue;
             }
             let Some(a) = self.pending_agents.pop() else {
+                self.reindex_agents();
                 return;
             };
             self.route_agent(a, now, out);
@@ -47,6 +49,7 @@ impl Engine {
             let ItemState::Waiting { class } = item.state else {
                 return;
             };
+            self.reindex_agents();
             let Some(a) = self.select_agent(ix, class, now) else {
                 return;
             };
@@ -66,7 +69,7 @@ impl Engine {
         let item = &self.items[ix];
         let slot = &self.queues[item.queue.get()];
         let strategy = slot.config.as_ref()?.strategy;
-        let requirements = &self.classes[class].requirements;
+        let requirements = &slot.summary(class).requirements;
         let mut best: Option<(i64, AgentIx)> = None;
         for (_, a) in &slot.free[item.channel.index()] {
             let agent = &self.agents[a.get()];
@@ -105,12 +108,20 @@ impl Engine {
         for q in &agent.queues {
             let slot = &self.queues[q.get()];
             let mut head: Option<ItemKey> = None;
-            for c in &slot.classes {
-                let class = &self.classes[*c];
-                if !open[class.key.channel.index()] || !agent.meets(&class.requirements) {
+            for summary in &slot.classes {
+                if !open[summary.channel.index()] || !agent.meets(&summary.requirements) {
                     continue;
                 }
-                for key in &class.waiting {
+                if summary.cooling == 0 {
+                    if summary
+                        .head
+                        .is_some_and(|key| head.is_none_or(|found| key < found))
+                    {
+                        head = summary.head;
+                    }
+                    continue;
+                }
+                for key in &self.classes[summary.class].waiting {
                     if head.is_some_and(|found| found <= *key) {
                         break;
                     }
@@ -123,11 +134,10 @@ impl Engine {
             let Some(head) = head else {
                 continue;
             };
-            let item = &self.items[head.item];
             let candidate = (
-                Reverse(slot.score(item.priority, item.enqueued_at, now)),
-                item.arrived_at,
-                item.seq,
+                Reverse(slot.score(head.priority, head.enqueued_at, now)),
+                head.arrived_at,
+                head.seq,
                 head.item,
             );
             if best.is_none_or(|found| candidate < found) {

@@ -84,6 +84,7 @@ impl Engine {
 
     /// Takes an agent out of every free set and member list (before its queues change).
     fn unindex_agent(&mut self, a: AgentIx) {
+        self.restaff(a, false);
         let slot = &mut self.agents[a.get()];
         for channel in Channel::ALL {
             let Some(idle_since) = slot.indexed[channel.index()].take() else {
@@ -99,8 +100,12 @@ impl Engine {
         slot.routable = false;
     }
 
-    /// Brings an agent's free-set entries, busy log and published state up to date.
+    /// Brings an agent's busy log and published state up to date, and marks
+    /// its free-set entries for [`Engine::reindex_agents`]: an agent who
+    /// frees up and takes new work within one command never enters the free
+    /// sets at all.
     pub(super) fn refresh_agent(&mut self, a: AgentIx, now: Timestamp, out: &mut Vec<Effect>) {
+        self.restaff(a, true);
         let slot = &mut self.agents[a.get()];
         slot.busy.update(slot.engaged(), now);
         let wants = slot.wants_work();
@@ -108,25 +113,9 @@ impl Engine {
             slot.idle_since = now;
         }
         slot.routable = wants;
-        for channel in Channel::ALL {
-            let mut wanted = None;
-            if wants && slot.free_capacity(channel) > 0 {
-                wanted = Some(slot.idle_since);
-            }
-            let had = slot.indexed[channel.index()];
-            if wanted == had {
-                continue;
-            }
-            slot.indexed[channel.index()] = wanted;
-            for q in &slot.queues {
-                let free = &mut self.queues[q.get()].free[channel.index()];
-                if let Some(idle_since) = had {
-                    free.remove(&(idle_since, a));
-                }
-                if let Some(idle_since) = wanted {
-                    free.insert((idle_since, a));
-                }
-            }
+        if !slot.reindex {
+            slot.reindex = true;
+            self.reindex.push(a);
         }
         if slot.state_is(&slot.published) {
             return;
@@ -137,6 +126,67 @@ impl Engine {
             state: slot.published.clone(),
             at: now,
         });
+    }
+
+    /// Counts the agent in its queues' `staffed` for each channel where it is
+    /// signed in with capacity (uncounts it everywhere unless `counted`), and
+    /// notes the queues it leaves without anyone on a channel.
+    fn restaff(&mut self, a: AgentIx, counted: bool) {
+        let slot = &mut self.agents[a.get()];
+        let on_duty = counted && slot.logged_in();
+        for channel in Channel::ALL {
+            let capacity = slot
+                .config
+                .as_ref()
+                .map_or(0, |config| config.capacity.get(channel));
+            let wanted = on_duty && capacity > 0;
+            if wanted == slot.staffing[channel.index()] {
+                continue;
+            }
+            slot.staffing[channel.index()] = wanted;
+            for q in &slot.queues {
+                let staffed = &mut self.queues[q.get()].staffed[channel.index()];
+                if wanted {
+                    *staffed += 1;
+                    continue;
+                }
+                *staffed -= 1;
+                if *staffed == 0 {
+                    self.unstaffed.push((*q, channel));
+                }
+            }
+        }
+    }
+
+    /// Puts the agents refreshed since the last call into the free sets of
+    /// their queues for each channel where they could take work now, and
+    /// takes them out elsewhere. Runs before an agent is chosen for an item.
+    pub(super) fn reindex_agents(&mut self) {
+        while let Some(a) = self.reindex.pop() {
+            let slot = &mut self.agents[a.get()];
+            slot.reindex = false;
+            let wants = slot.wants_work();
+            for channel in Channel::ALL {
+                let mut wanted = None;
+                if wants && slot.free_capacity(channel) > 0 {
+                    wanted = Some(slot.idle_since);
+                }
+                let had = slot.indexed[channel.index()];
+                if wanted == had {
+                    continue;
+                }
+                slot.indexed[channel.index()] = wanted;
+                for q in &slot.queues {
+                    let free = &mut self.queues[q.get()].free[channel.index()];
+                    if let Some(idle_since) = had {
+                        free.remove(&(idle_since, a));
+                    }
+                    if let Some(idle_since) = wanted {
+                        free.insert((idle_since, a));
+                    }
+                }
+            }
+        }
     }
 
     /// Refreshes an agent after a change and lets routing look at them.

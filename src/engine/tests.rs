@@ -386,13 +386,19 @@ fn missed_offers_make_the_agent_not_responding_until_ready() {
     assert_eq!(offers(&effects), offered(1, "ann"));
 }
 
-#[test]
-fn wrap_up_holds_capacity_until_it_ends_or_is_finished() {
+/// A queue with a wrap-up time, Ann ready in it, and item 1 offered to her.
+fn wrapping_bench(wrap_up_secs: u32) -> Bench {
     let mut queue = Queue::new("sales".into());
-    queue.wrap_up_secs = 60;
+    queue.wrap_up_secs = wrap_up_secs;
     let mut bench = Bench::new(vec![queue]);
     bench.ready(agent("ann", &["sales"], &[]), 0);
     bench.submit(new_item(1, "sales", Channel::Voice, 0, 0), 0);
+    bench
+}
+
+#[test]
+fn wrap_up_holds_capacity_until_it_ends_or_is_finished() {
+    let mut bench = wrapping_bench(60);
     bench.submit(new_item(2, "sales", Channel::Voice, 0, 0), 0);
     let effects = bench.accept_and_end(1, "ann", 10);
     assert!(offers(&effects).is_empty());
@@ -639,4 +645,394 @@ fn sign_out_returns_offers_to_their_place() {
     bench.apply(Command::SignOut("ann".into()), 2);
     let effects = bench.ready(agent("bob", &["sales"], &[]), 3);
     assert_eq!(offers(&effects), offered(1, "bob"));
+}
+
+/// The routing state an agent shows now.
+fn state_of(bench: &Bench, id: &str) -> RoutingState {
+    bench
+        .engine
+        .agent(&AgentId::new(id))
+        .expect("agent is configured")
+        .state
+}
+
+/// The item's place in line.
+fn place(bench: &Bench, n: u128) -> u32 {
+    bench
+        .engine
+        .item_wait(&item_id(n))
+        .expect("item is open")
+        .position
+}
+
+#[test]
+fn a_queue_is_removed_only_once_nothing_waits_or_alerts_in_it() {
+    let mut bench = Bench::new(vec![Queue::new("sales".into())]);
+    bench.submit(new_item(1, "sales", Channel::Voice, 0, 0), 0);
+    let refused = bench
+        .engine
+        .apply(Command::RemoveQueue("sales".into()), at(1));
+    assert!(
+        matches!(refused, Err(Error::FailedPrecondition(_))),
+        "an item waits"
+    );
+    let effects = bench.ready(agent("ann", &["sales"], &[]), 2);
+    assert_eq!(offers(&effects), offered(1, "ann"));
+    let refused = bench
+        .engine
+        .apply(Command::RemoveQueue("sales".into()), at(3));
+    assert!(
+        matches!(refused, Err(Error::FailedPrecondition(_))),
+        "an item alerts"
+    );
+    bench.apply(
+        Command::Accept {
+            item: item_id(1),
+            agent: "ann".into(),
+        },
+        4,
+    );
+    bench.apply(Command::RemoveQueue("sales".into()), 5);
+    let late = bench.engine.apply(
+        Command::Submit(new_item(2, "sales", Channel::Voice, 0, 6)),
+        at(6),
+    );
+    assert!(matches!(late, Err(Error::NotFound { what: "queue", .. })));
+    // The connected item finishes normally in the removed queue.
+    let effects = bench.apply(Command::End(item_id(1)), 7);
+    assert!(matches!(
+        &effects[0],
+        Effect::Completed { item, queue, .. } if *item == item_id(1) && queue.as_str() == "sales"
+    ));
+}
+
+#[test]
+fn an_agent_is_removed_only_when_connected_to_nothing_and_offers_go_back() {
+    let mut bench = Bench::new(vec![Queue::new("sales".into())]);
+    bench.ready(agent("ann", &["sales"], &[]), 0);
+    bench.submit(new_item(1, "sales", Channel::Voice, 0, 0), 0);
+    bench.apply(
+        Command::Accept {
+            item: item_id(1),
+            agent: "ann".into(),
+        },
+        1,
+    );
+    let refused = bench
+        .engine
+        .apply(Command::RemoveAgent("ann".into()), at(2));
+    assert!(matches!(refused, Err(Error::FailedPrecondition(_))));
+    bench.ready(agent("bob", &["sales"], &[]), 3);
+    let effects = bench.submit(new_item(2, "sales", Channel::Voice, 0, 4), 4);
+    assert_eq!(offers(&effects), offered(2, "bob"));
+    let effects = bench.apply(Command::RemoveAgent("bob".into()), 5);
+    assert!(effects.contains(&Effect::OfferEnded {
+        item: item_id(2),
+        agent: "bob".into(),
+        reason: OfferEndReason::Rescinded,
+    }));
+    assert!(effects.contains(&Effect::AgentState {
+        agent: "bob".into(),
+        state: RoutingState::LoggedOut,
+        at: at(5),
+    }));
+    assert!(bench.engine.agent(&"bob".into()).is_none());
+    assert_eq!(bench.engine.agents().count(), 1);
+    assert_eq!(
+        place(&bench, 2),
+        1,
+        "the item is back at the head of the line"
+    );
+    let gone = bench.engine.apply(Command::SetReady("bob".into()), at(6));
+    assert!(matches!(gone, Err(Error::NotFound { what: "agent", .. })));
+    // Ann's call ends; she takes the item Bob left.
+    let effects = bench.apply(Command::End(item_id(1)), 7);
+    assert_eq!(offers(&effects), offered(2, "ann"));
+}
+
+#[test]
+fn a_supervisor_forces_each_state_an_agent_can_be_put_in() {
+    let mut bench = Bench::new(vec![Queue::new("sales".into())]);
+    let ann = AgentId::new("ann");
+    bench.apply(Command::UpsertAgent(agent("ann", &["sales"], &[])), 0);
+    bench.apply(
+        Command::SetPresence {
+            agent: ann.clone(),
+            presence: Presence::Available,
+        },
+        0,
+    );
+    bench.submit(new_item(1, "sales", Channel::Voice, 0, 0), 0);
+    let force = |bench: &mut Bench, state: RoutingState, secs: i64| {
+        bench.apply(
+            Command::ForceState {
+                agent: ann.clone(),
+                state,
+            },
+            secs,
+        )
+    };
+    // Ready signs a signed-out agent in, and routing offers the waiting item.
+    let effects = force(&mut bench, RoutingState::Ready, 1);
+    assert_eq!(offers(&effects), offered(1, "ann"));
+    assert!(bench.engine.agent(&ann).is_some_and(|view| view.signed_in));
+    // Logged out rescinds the offer and signs the agent out.
+    let effects = force(&mut bench, RoutingState::LoggedOut, 2);
+    assert!(effects.contains(&Effect::OfferEnded {
+        item: item_id(1),
+        agent: ann.clone(),
+        reason: OfferEndReason::Rescinded,
+    }));
+    assert_eq!(state_of(&bench, "ann"), RoutingState::LoggedOut);
+    assert!(bench.engine.agent(&ann).is_some_and(|view| !view.signed_in));
+    // Not ready signs the agent in without offering anything.
+    let coaching = RoutingState::NotReady {
+        reason: "coaching".to_owned(),
+    };
+    let effects = force(&mut bench, coaching.clone(), 3);
+    assert!(offers(&effects).is_empty());
+    assert_eq!(state_of(&bench, "ann"), coaching);
+    assert!(bench.engine.agent(&ann).is_some_and(|view| view.signed_in));
+    // Not responding also keeps work away, until the agent sets themselves ready.
+    let effects = force(&mut bench, RoutingState::NotResponding, 4);
+    assert!(offers(&effects).is_empty());
+    assert_eq!(state_of(&bench, "ann"), RoutingState::NotResponding);
+    let effects = bench.apply(Command::SetReady(ann.clone()), 5);
+    assert_eq!(offers(&effects), offered(1, "ann"));
+    // Activity states cannot be forced.
+    let refused = bench.engine.apply(
+        Command::ForceState {
+            agent: ann.clone(),
+            state: RoutingState::Busy,
+        },
+        at(6),
+    );
+    assert!(matches!(refused, Err(Error::InvalidArgument { .. })));
+}
+
+#[test]
+fn reprioritising_a_waiting_item_moves_it_in_line() {
+    let mut bench = Bench::new(vec![Queue::new("sales".into())]);
+    for n in 1..=3 {
+        bench.submit(new_item(n, "sales", Channel::Voice, 0, n as i64), n as i64);
+    }
+    assert_eq!([place(&bench, 1), place(&bench, 3)], [1, 3]);
+    let effects = bench.apply(
+        Command::Reprioritise {
+            item: item_id(3),
+            priority: 2,
+        },
+        4,
+    );
+    assert_eq!(
+        effects,
+        vec![Effect::Reprioritised {
+            item: item_id(3),
+            queue: "sales".into(),
+            priority: 2,
+        }]
+    );
+    bench.apply(
+        Command::Reprioritise {
+            item: item_id(1),
+            priority: -1,
+        },
+        5,
+    );
+    assert_eq!(
+        [place(&bench, 3), place(&bench, 2), place(&bench, 1)],
+        [1, 2, 3]
+    );
+    let view = bench.engine.item(&item_id(3)).expect("item 3 is open");
+    assert_eq!((view.priority, view.enqueued_at), (2, at(3)));
+    let effects = bench.ready(agent("ann", &["sales"], &[]), 6);
+    assert_eq!(offers(&effects), offered(3, "ann"));
+}
+
+#[test]
+fn signing_in_not_ready_gets_no_offers_until_ready() {
+    let mut bench = Bench::new(vec![Queue::new("sales".into())]);
+    bench.submit(new_item(1, "sales", Channel::Voice, 0, 0), 0);
+    bench.apply(Command::UpsertAgent(agent("ann", &["sales"], &[])), 1);
+    bench.apply(
+        Command::SetPresence {
+            agent: "ann".into(),
+            presence: Presence::Available,
+        },
+        1,
+    );
+    let effects = bench.apply(
+        Command::SignIn {
+            agent: "ann".into(),
+            ready: false,
+        },
+        2,
+    );
+    let signed_in = RoutingState::NotReady {
+        reason: "signed_in".to_owned(),
+    };
+    assert_eq!(
+        effects,
+        vec![Effect::AgentState {
+            agent: "ann".into(),
+            state: signed_in.clone(),
+            at: at(2),
+        }]
+    );
+    assert_eq!(state_of(&bench, "ann"), signed_in);
+    let effects = bench.submit(new_item(2, "sales", Channel::Voice, 0, 3), 3);
+    assert!(offers(&effects).is_empty());
+    let effects = bench.apply(Command::SetReady("ann".into()), 4);
+    assert_eq!(offers(&effects), offered(1, "ann"));
+}
+
+#[test]
+fn wrap_up_ended_names_the_item_wrapped_up() {
+    let mut bench = wrapping_bench(30);
+    bench.accept_and_end(1, "ann", 10);
+    let effects = bench.engine.tick(at(40));
+    assert!(effects.contains(&Effect::WrapUpEnded {
+        item: item_id(1),
+        agent: "ann".into(),
+        queue: "sales".into(),
+        channel: Channel::Voice,
+        early: false,
+    }));
+    bench.submit(new_item(8, "sales", Channel::Voice, 0, 41), 41);
+    bench.accept_and_end(8, "ann", 50);
+    let effects = bench.apply(Command::FinishWrapUp("ann".into()), 55);
+    assert!(effects.contains(&Effect::WrapUpEnded {
+        item: item_id(8),
+        agent: "ann".into(),
+        queue: "sales".into(),
+        channel: Channel::Voice,
+        early: true,
+    }));
+}
+
+/// A queue that sends items nobody could take to `target`, staffed by two
+/// busy agents, with item 3 waiting for one of them.
+fn busy_queue_with_no_agents_rule(target: Disposition) -> Bench {
+    let mut help = Queue::new("help".into());
+    help.limits.when_no_agents = Some(target);
+    let mut bench = Bench::new(vec![help, Queue::new("backup".into())]);
+    bench.ready(agent("ann", &["help"], &[]), 0);
+    bench.ready(agent("bob", &["help"], &[]), 0);
+    for (n, name) in [(1, "ann"), (2, "bob")] {
+        bench.submit(new_item(n, "help", Channel::Voice, 0, 0), 0);
+        bench.apply(
+            Command::Accept {
+                item: item_id(n),
+                agent: name.into(),
+            },
+            0,
+        );
+    }
+    let effects = bench.submit(new_item(3, "help", Channel::Voice, 0, 1), 1);
+    assert!(matches!(effects[0], Effect::Queued { .. }));
+    bench
+}
+
+#[test]
+fn when_the_last_agent_signs_out_waiting_items_get_the_no_agents_disposition() {
+    let mut bench = busy_queue_with_no_agents_rule(Disposition::Voicemail);
+    let effects = bench.apply(Command::SignOut("ann".into()), 2);
+    assert!(
+        bench.engine.item(&item_id(3)).is_some(),
+        "Bob is still signed in: {effects:?}"
+    );
+    let effects = bench.apply(Command::SignOut("bob".into()), 3);
+    assert!(effects.contains(&Effect::Disposed {
+        item: item_id(3),
+        queue: "help".into(),
+        channel: Channel::Voice,
+        disposition: Disposition::Voicemail,
+        reason: LimitReason::NoAgents,
+        waited: std::time::Duration::from_secs(2),
+    }));
+    assert!(bench.engine.item(&item_id(3)).is_none());
+    // Connected items stay with the agents who signed out.
+    assert!(bench.engine.item(&item_id(1)).is_some());
+}
+
+#[test]
+fn removing_or_reassigning_the_last_agent_also_applies_no_agents() {
+    let overflow = Disposition::Overflow {
+        queue: "backup".into(),
+    };
+    let mut bench = busy_queue_with_no_agents_rule(overflow);
+    // Ann leaves the queue by reconfiguration, Bob ends his call and is removed.
+    bench.apply(Command::UpsertAgent(agent("ann", &["backup"], &[])), 2);
+    assert!(bench.engine.item(&item_id(3)).is_some());
+    bench.apply(Command::End(item_id(2)), 3);
+    let effects = bench.apply(Command::RemoveAgent("bob".into()), 4);
+    assert!(effects.contains(&Effect::Overflowed {
+        item: item_id(3),
+        from: "help".into(),
+        to: "backup".into(),
+        channel: Channel::Voice,
+        reason: LimitReason::NoAgents,
+    }));
+    let view = bench.engine.item(&item_id(3)).expect("item 3 is open");
+    assert_eq!(view.queue.as_str(), "backup");
+}
+
+#[test]
+fn an_agent_without_capacity_on_the_channel_does_not_keep_items_waiting() {
+    let mut bench = busy_queue_with_no_agents_rule(Disposition::Callback);
+    let mut chat_only = agent("cat", &["help"], &[]);
+    chat_only.capacity = ChannelCapacity {
+        voice: 0,
+        chat: 2,
+        video: 0,
+    };
+    bench.ready(chat_only, 2);
+    bench.apply(Command::SignOut("ann".into()), 3);
+    let effects = bench.apply(Command::SignOut("bob".into()), 4);
+    assert!(effects.iter().any(|effect| matches!(
+        effect,
+        Effect::Disposed {
+            item,
+            reason: LimitReason::NoAgents,
+            ..
+        } if *item == item_id(3)
+    )));
+}
+
+#[test]
+fn places_in_line_count_every_class_from_the_nearer_end() {
+    let mut queue = two_step_queue();
+    queue.steps[1].match_language = false;
+    let mut bench = Bench::new(vec![queue]);
+    // Items 1-4 are in step 0's class, items 5-6 (older) already in step 1's.
+    for n in 5..=6 {
+        bench.submit(new_item(n, "billing", Channel::Voice, 0, 0), 40);
+    }
+    for n in 1..=4 {
+        bench.submit(new_item(n, "billing", Channel::Voice, 0, 30 + n as i64), 40);
+    }
+    let mut urgent = new_item(9, "billing", Channel::Voice, 3, 40);
+    urgent.skills = vec![requirement("vip", 1)];
+    let effects = bench.submit(urgent, 40);
+    assert!(matches!(effects[0], Effect::Queued { position: 1, .. }));
+    let places: Vec<u32> = [5, 6, 1, 2, 3, 4]
+        .iter()
+        .map(|n| place(&bench, *n))
+        .collect();
+    assert_eq!(places, [2, 3, 4, 5, 6, 7]);
+}
+
+#[test]
+fn a_duration_on_the_last_step_is_ignored() {
+    let mut queue = two_step_queue();
+    queue.steps[1].duration_secs = Some(10);
+    let mut bench = Bench::new(vec![queue]);
+    bench.submit(new_item(1, "billing", Channel::Voice, 0, 0), 0);
+    assert_eq!(bench.engine.next_deadline(), Some(at(30)));
+    bench.engine.tick(at(30));
+    // The last step lasts for ever: no timer for its end (which used to re-arm itself at once).
+    assert_eq!(bench.engine.next_deadline(), None);
+    bench.engine.tick(at(60));
+    let view = bench.engine.item(&item_id(1)).expect("item 1 waits");
+    assert_eq!(view.status, ItemStatus::Waiting { step: 1 });
 }

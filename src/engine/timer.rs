@@ -1,70 +1,64 @@
-//! The engine's timers: a heap of deadlines with lazy cancellation (a timer
-//! names the item epoch or wrap-up it was set for and is ignored if that moved on).
+//! The engine's timers: an ordered set of deadlines. Timers of waiting and
+//! offered items are cancelled as soon as they no longer apply, so the set
+//! holds live timers only; the rest (cooldowns, wrap-ups) name the admission
+//! or wrap-up they were set for and are ignored when due if that moved on.
 
 use super::ix::{AgentIx, ItemIx};
 use crate::domain::Timestamp;
-use std::cmp::Reverse;
-use std::collections::BinaryHeap;
+use std::collections::BTreeSet;
 
 /// What to do when a deadline passes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub(crate) enum Timer {
+pub(crate) enum Action {
     /// An offer times out.
-    Offer {
-        /// The item offered.
-        item: ItemIx,
-        /// The item's epoch when offered.
-        epoch: u64,
-    },
+    Offer(ItemIx),
     /// A waiting item enters its next routing step.
-    Step {
-        /// The item waiting.
-        item: ItemIx,
-        /// The item's epoch when it entered the line.
-        epoch: u64,
-    },
+    Step(ItemIx),
     /// A waiting item reaches its queue's maximum wait.
-    MaxWait {
-        /// The item waiting.
-        item: ItemIx,
-        /// The item's epoch when it entered the line.
-        epoch: u64,
-    },
+    MaxWait(ItemIx),
     /// An agent may be offered an item it declined or missed again.
-    Cooldown {
-        /// The item.
-        item: ItemIx,
-        /// The item's admission, so a reused slot is not mistaken for it.
-        seq: u64,
-    },
+    Cooldown(ItemIx),
     /// An agent's wrap-up ends.
-    WrapUp {
-        /// The agent.
-        agent: AgentIx,
-        /// Which wrap-up.
-        id: u64,
-    },
+    WrapUp(AgentIx),
 }
 
-/// Deadlines in order; ties fire in the order they were set.
+/// One deadline. Timers sort by due time, then by `seq`, which comes from the
+/// engine's one counter, so timers due at the same instant fire in the order
+/// their owners last changed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) struct Timer {
+    /// When it fires.
+    pub(crate) at: Timestamp,
+    /// What it was set for: the item's epoch (offer, step, maximum wait),
+    /// its admission (cooldown) or the wrap-up's id; a timer whose owner has
+    /// moved on since is ignored.
+    pub(crate) seq: u64,
+    /// What it does.
+    pub(crate) action: Action,
+}
+
+/// Deadlines in order. A B-tree rather than a heap: it can cancel a timer,
+/// and it grows a node at a time instead of doubling one large array.
 #[derive(Debug, Default)]
 pub(crate) struct Timers {
-    /// (due, order set, timer), earliest first.
-    heap: BinaryHeap<Reverse<(Timestamp, u64, Timer)>>,
-    /// Counter giving each timer its setting order.
-    next: u64,
+    /// Pending timers, earliest first.
+    set: BTreeSet<Timer>,
 }
 
 impl Timers {
     /// Sets a timer.
-    pub(crate) fn schedule(&mut self, at: Timestamp, timer: Timer) {
-        self.next += 1;
-        self.heap.push(Reverse((at, self.next, timer)));
+    pub(crate) fn schedule(&mut self, timer: Timer) {
+        self.set.insert(timer);
+    }
+
+    /// Cancels a timer, if it is set.
+    pub(crate) fn cancel(&mut self, timer: &Timer) {
+        self.set.remove(timer);
     }
 
     /// The earliest deadline, possibly of a timer that will turn out stale.
     pub(crate) fn next_deadline(&self) -> Option<Timestamp> {
-        self.heap.peek().map(|entry| entry.0.0)
+        self.set.first().map(|timer| timer.at)
     }
 
     /// Takes the earliest timer due at or before `now`.
@@ -72,6 +66,6 @@ impl Timers {
         if self.next_deadline()? > now {
             return None;
         }
-        self.heap.pop().map(|entry| entry.0.2)
+        self.set.pop_first()
     }
 }
