@@ -134,11 +134,7 @@ impl TestServer {
 
     /// A gRPC channel to the server.
     pub async fn channel(&self) -> Channel {
-        Channel::from_shared(format!("http://{}", self.grpc_addr))
-            .expect("a loopback URI is valid")
-            .connect()
-            .await
-            .expect("the server accepts connections")
+        connect(self.grpc_addr).await
     }
 
     /// A supervisor client connected to the server.
@@ -297,10 +293,15 @@ impl ChildServer {
 
     /// A gRPC channel to the server.
     pub async fn channel(&self) -> Channel {
-        Channel::from_shared(format!("http://{}", self.grpc_addr))
-            .expect("a loopback URI is valid")
-            .connect()
-            .await
-            .expect("the server accepts connections")
+        connect(self.grpc_addr).await
     }
+}
+
+/// A gRPC channel to a server listening on `addr`.
+pub async fn connect(addr: SocketAddr) -> Channel {
+    Channel::from_shared(format!("http://{addr}"))
+        .expect("a loopback URI is valid")
+        .connect()
+        .await
+        .expect("the server accepts connections")
 }
