@@ -30,6 +30,10 @@ pub struct ServeConfig {
     /// An agent session with no message for this many seconds is signed out.
     #[arg(long, env = "SWITCHBOARD_HEARTBEAT_TIMEOUT_SECS", default_value_t = 30)]
     pub heartbeat_timeout_secs: u64,
+
+    /// Supervisors' watch streams get changed statistics at most this often.
+    #[arg(long, env = "SWITCHBOARD_STATS_INTERVAL_MS", default_value_t = 500)]
+    pub stats_interval_ms: u64,
 }
 
 impl ServeConfig {
@@ -41,6 +45,7 @@ impl ServeConfig {
             metrics_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             database_url: database_url.into(),
             heartbeat_timeout_secs: 30,
+            stats_interval_ms: 500,
         }
     }
 

@@ -58,6 +58,7 @@ pub async fn run(
     })?;
     let live_config = LiveConfig {
         heartbeat_timeout: Duration::from_secs(config.heartbeat_timeout_secs.max(1)),
+        stats_interval: Duration::from_millis(config.stats_interval_ms.max(10)),
         ..LiveConfig::default()
     };
     let (live, live_tasks) = Live::start(

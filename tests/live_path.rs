@@ -4,10 +4,11 @@
 
 mod common;
 
+use common::TestServer;
+use common::centre::{Centre, SUPPORT, agent, support_queue};
 use common::sessions::{
     AgentClient, AgentKind, AgentKind2, BridgeClient, Instruction, Report, interaction_request,
 };
-use common::{Backend, TestServer};
 use std::time::Duration;
 use switchboard::config::ServeConfig;
 use switchboard::proto::v1 as pb;
@@ -15,96 +16,8 @@ use switchboard::proto::v1::presence_service_client::PresenceServiceClient;
 use switchboard::store::records::EventKind as K;
 use tonic::Code;
 
-const SUPPORT: &str = "sip:support@contoso.example";
 const VOICE: pb::Channel = pb::Channel::Voice;
 const CHAT: pb::Channel = pb::Channel::Chat;
-
-/// A server with a small centre: skills billing and lang:fr, queue `support`
-/// (any agent, 2 s offer timeout, 1 s wrap-up), its entry point, and agents.
-struct Centre {
-    server: TestServer,
-}
-
-fn agent(id: &str, billing: i32) -> pb::Agent {
-    pb::Agent {
-        id: id.into(),
-        display_name: id.to_uppercase(),
-        uc_address: format!("sip:{id}@contoso.example"),
-        skills: vec![pb::AgentSkill {
-            skill: "billing".into(),
-            level: billing,
-        }],
-        queues: vec!["support".into()],
-        ..Default::default()
-    }
-}
-
-fn support_queue() -> pb::Queue {
-    pb::Queue {
-        id: "support".into(),
-        offer_timeout_secs: Some(2),
-        wrap_up_secs: 1,
-        reoffer_delay_secs: Some(60),
-        ..Default::default()
-    }
-}
-
-impl Centre {
-    async fn start(backend: &Backend, queue: pb::Queue, agents: Vec<pb::Agent>) -> Self {
-        Self::start_with(ServeConfig::ephemeral(&backend.url), vec![queue], agents).await
-    }
-
-    async fn start_with(
-        config: ServeConfig,
-        queues: Vec<pb::Queue>,
-        agents: Vec<pb::Agent>,
-    ) -> Self {
-        let server = TestServer::start_with(config).await;
-        let mut supervisor = server.supervisor().await;
-        for name in ["billing", "lang:fr"] {
-            let skill = pb::Skill {
-                name: name.into(),
-                description: String::new(),
-            };
-            supervisor
-                .create_skill(pb::CreateSkillRequest { skill: Some(skill) })
-                .await
-                .unwrap();
-        }
-        for queue in queues {
-            supervisor
-                .create_queue(pb::CreateQueueRequest { queue: Some(queue) })
-                .await
-                .unwrap();
-        }
-        let entry = pb::EntryPoint {
-            address: SUPPORT.into(),
-            queue: "support".into(),
-            description: String::new(),
-        };
-        supervisor
-            .create_entry_point(pb::CreateEntryPointRequest {
-                entry_point: Some(entry),
-            })
-            .await
-            .unwrap();
-        for agent in agents {
-            supervisor
-                .create_agent(pb::CreateAgentRequest { agent: Some(agent) })
-                .await
-                .unwrap();
-        }
-        Self { server }
-    }
-
-    async fn bridge(&self) -> BridgeClient {
-        BridgeClient::open(self.server.channel().await).await
-    }
-
-    async fn agent(&self, id: &str) -> AgentClient {
-        AgentClient::sign_in(self.server.channel().await, id, true).await
-    }
-}
 
 #[tokio::test]
 async fn a_call_flows_from_submission_to_wrap_up_and_back_to_ready() {

@@ -7,9 +7,11 @@ use super::item::{Item, ItemState};
 use super::ix::{Dense, SkillIx, next_index};
 use super::lifecycle::step_requirements;
 use super::queue::{ItemKey, QueueSlot};
-use super::view::{AgentView, ItemStatus, ItemView, ItemWait, QueueSnapshot, WaitEstimate};
+use super::view::{
+    AgentView, ItemStatus, ItemView, ItemWait, QueueSnapshot, QueueStaff, WaitEstimate,
+};
 use crate::domain::{
-    AgentId, Channel, QueueId, SkillName, SkillRequirement, Timestamp, WorkItemId,
+    AgentId, Channel, QueueId, RoutingState, SkillName, SkillRequirement, Timestamp, WorkItemId,
 };
 use crate::error::Result;
 use std::cmp::Reverse;
@@ -181,6 +183,44 @@ impl Engine {
             agents_signed_in: staffing.signed_in,
             agents_available: staffing.available,
         })
+    }
+
+    /// A queue's staff on one channel by routing state: the members counted
+    /// in [`QueueSnapshot::agents_signed_in`].
+    pub fn queue_staff(&self, queue: &QueueId, channel: Channel) -> Result<QueueStaff> {
+        let slot = &self.queues[self.queue_of(queue)?.get()];
+        let mut staff = QueueStaff::default();
+        for a in &slot.members {
+            let agent = &self.agents[a.get()];
+            let Some(config) = &agent.config else {
+                continue;
+            };
+            let fits = slot
+                .steps
+                .iter()
+                .any(|rule| agent.meets(&rule.requirements));
+            if !agent.logged_in() || config.capacity.get(channel) == 0 || !fits {
+                continue;
+            }
+            staff.signed_in += 1;
+            match &agent.published {
+                RoutingState::Ready => staff.ready += 1,
+                RoutingState::Reserved => staff.reserved += 1,
+                RoutingState::Busy => staff.busy += 1,
+                RoutingState::WrapUp => staff.wrap_up += 1,
+                RoutingState::NotReady { reason } => {
+                    *staff.not_ready.entry(reason.clone()).or_default() += 1;
+                }
+                RoutingState::NotResponding => {
+                    *staff
+                        .not_ready
+                        .entry("not_responding".to_owned())
+                        .or_default() += 1;
+                }
+                RoutingState::LoggedOut => {}
+            }
+        }
+        Ok(staff)
     }
 
     /// "Is anyone there for this work, and how long is the wait?" for a new

@@ -108,7 +108,9 @@ mod tests;
 
 pub use command::{Command, NewWorkItem};
 pub use effect::{Effect, LimitReason, OfferEndReason};
-pub use view::{AgentView, ItemStatus, ItemView, ItemWait, QueueSnapshot, WaitEstimate};
+pub use view::{
+    AgentView, ItemStatus, ItemView, ItemWait, QueueSnapshot, QueueStaff, WaitEstimate,
+};
 
 use crate::domain::{AgentId, Channel, QueueId, SkillName, Timestamp, WorkItemId};
 use crate::error::{Error, Result};

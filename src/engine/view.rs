@@ -122,3 +122,22 @@ pub struct WaitEstimate {
     /// Expected wait; `None` when nobody signed in could take it.
     pub estimated_wait: Option<Duration>,
 }
+
+/// The members of a queue signed in with capacity on a channel who meet some
+/// step, counted by routing state, for supervisors' wallboards.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct QueueStaff {
+    /// All of them.
+    pub signed_in: u32,
+    /// Waiting for work.
+    pub ready: u32,
+    /// An offer is alerting.
+    pub reserved: u32,
+    /// On work.
+    pub busy: u32,
+    /// In after-contact work.
+    pub wrap_up: u32,
+    /// Not ready, by the reason they gave; agents who stopped answering
+    /// offers are counted under `not_responding`.
+    pub not_ready: std::collections::BTreeMap<String, u32>,
+}

@@ -2,11 +2,12 @@
 //! checked field by field here; errors name the field's path.
 
 use crate::domain::{
-    Agent, AgentKind, Channel, ChannelCapacity, ChannelThresholds, Disposition, EntryPoint, Queue,
-    QueueLimits, RoutingState, RoutingStep, SelectionStrategy, Skill, SkillRequirement, Timestamp,
-    Validate, WorkItemId,
+    Agent, AgentKind, Channel, ChannelCapacity, ChannelThresholds, Disposition, EntryPoint,
+    Presence, Queue, QueueLimits, RoutingState, RoutingStep, SelectionStrategy, Skill,
+    SkillRequirement, Timestamp, Validate, WorkItemId,
 };
 use crate::error::{Error, Result};
+use crate::live::{AgentStats, QueueStats};
 use crate::proto::v1 as pb;
 
 /// Reads a count or duration field that must not be negative.
@@ -408,6 +409,71 @@ pub fn agent_to_proto(agent: Agent) -> pb::Agent {
         }),
         chat_during_calls: agent.chat_during_calls,
         queues: agent.queues.iter().map(ToString::to_string).collect(),
+    }
+}
+
+/// A presence from its proto enum value; UNSPECIFIED is refused.
+pub fn presence_from_proto(field: &str, value: i32) -> Result<Presence> {
+    match pb::Presence::try_from(value) {
+        Ok(pb::Presence::Available) => Ok(Presence::Available),
+        Ok(pb::Presence::Busy) => Ok(Presence::Busy),
+        Ok(pb::Presence::DoNotDisturb) => Ok(Presence::DoNotDisturb),
+        Ok(pb::Presence::BeRightBack) => Ok(Presence::BeRightBack),
+        Ok(pb::Presence::Away) => Ok(Presence::Away),
+        Ok(pb::Presence::OffWork) => Ok(Presence::OffWork),
+        Ok(pb::Presence::Offline) => Ok(Presence::Offline),
+        Ok(pb::Presence::Unspecified) => Err(Error::invalid(field, "is required")),
+        Err(_) => Err(Error::invalid(field, format!("unknown presence {value}"))),
+    }
+}
+
+/// A presence as its proto enum value.
+pub fn presence_to_proto(presence: Presence) -> pb::Presence {
+    match presence {
+        Presence::Available => pb::Presence::Available,
+        Presence::Busy => pb::Presence::Busy,
+        Presence::DoNotDisturb => pb::Presence::DoNotDisturb,
+        Presence::BeRightBack => pb::Presence::BeRightBack,
+        Presence::Away => pb::Presence::Away,
+        Presence::OffWork => pb::Presence::OffWork,
+        Presence::Offline => pb::Presence::Offline,
+    }
+}
+
+/// A queue's real-time figures.
+pub fn queue_stats_to_proto(stats: &QueueStats) -> pb::QueueStats {
+    pb::QueueStats {
+        queue: stats.queue.to_string(),
+        channel: channel_to_proto(stats.channel).into(),
+        waiting: stats.waiting,
+        longest_wait: stats.longest_wait.map(duration),
+        estimated_wait: stats.estimated_wait.map(duration),
+        agents_signed_in: stats.staff.signed_in,
+        agents_ready: stats.staff.ready,
+        agents_reserved: stats.staff.reserved,
+        agents_busy: stats.staff.busy,
+        agents_wrap_up: stats.staff.wrap_up,
+        agents_not_ready: stats.staff.not_ready.clone().into_iter().collect(),
+        offered_today: stats.offered_today,
+        answered_today: stats.answered_today,
+        abandoned_today: stats.abandoned_today,
+        service_level_today: stats.service_level_today,
+        service_level_15m: stats.service_level_15m,
+    }
+}
+
+/// An agent's real-time figures.
+pub fn agent_stats_to_proto(stats: &AgentStats) -> pb::AgentStats {
+    let (state, reason) = routing_state(&stats.state);
+    pb::AgentStats {
+        agent_id: stats.agent.to_string(),
+        state: state.into(),
+        reason,
+        since: Some(timestamp(stats.since)),
+        presence: presence_to_proto(stats.presence).into(),
+        current_work_item_ids: stats.current.iter().map(ToString::to_string).collect(),
+        handled_today: stats.handled_today,
+        occupancy: stats.occupancy,
     }
 }
 

@@ -8,3 +8,4 @@ pub mod convert;
 pub mod presence;
 mod status;
 pub mod supervisor;
+pub mod watch;

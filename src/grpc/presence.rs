@@ -1,5 +1,6 @@
 //! `PresenceService`: bulk presence from the UC feed, applied to routing at once.
 
+use super::convert;
 use crate::domain::{AgentId, Presence};
 use crate::error::Error;
 use crate::live::Live;
@@ -28,27 +29,8 @@ pub fn updates_from_proto(
                 "must not be empty",
             ));
         }
-        let presence = match pb::Presence::try_from(update.presence) {
-            Ok(pb::Presence::Available) => Presence::Available,
-            Ok(pb::Presence::Busy) => Presence::Busy,
-            Ok(pb::Presence::DoNotDisturb) => Presence::DoNotDisturb,
-            Ok(pb::Presence::BeRightBack) => Presence::BeRightBack,
-            Ok(pb::Presence::Away) => Presence::Away,
-            Ok(pb::Presence::OffWork) => Presence::OffWork,
-            Ok(pb::Presence::Offline) => Presence::Offline,
-            Ok(pb::Presence::Unspecified) => {
-                return Err(Error::invalid(
-                    format!("updates[{i}].presence"),
-                    "is required",
-                ));
-            }
-            Err(_) => {
-                return Err(Error::invalid(
-                    format!("updates[{i}].presence"),
-                    format!("unknown presence {}", update.presence),
-                ));
-            }
-        };
+        let presence =
+            convert::presence_from_proto(&format!("updates[{i}].presence"), update.presence)?;
         updates.push((AgentId::new(&update.agent_id), presence));
     }
     Ok(updates)

@@ -3,18 +3,17 @@
 //! Statistics, watch streams and interval reports are not available yet.
 
 use super::convert;
+use super::watch::{self, Selection, WatchStream};
 use crate::domain::{
     Agent, AgentId, EntryPoint, EntryPointAddress, Queue, QueueId, RoutingState, Skill, Timestamp,
 };
 use crate::engine::Command;
 use crate::error::Error;
-use crate::live::Live;
+use crate::live::{Live, StatsFrame};
 use crate::proto::v1 as pb;
 use crate::proto::v1::supervisor_service_server::SupervisorService;
 use crate::store::{Actor, Store};
-use std::pin::Pin;
 use std::sync::Arc;
-use tokio_stream::Stream;
 use tonic::{Request, Response, Status};
 
 /// The metadata key a supervisor's tool may set to name who acts; it goes to the audit log.
@@ -153,8 +152,6 @@ impl Supervisor {
 fn not_yet(what: &str) -> Status {
     Status::unimplemented(format!("{what} is not available in this version"))
 }
-
-type WatchStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send + 'static>>;
 
 #[tonic::async_trait]
 impl SupervisorService for Supervisor {
@@ -364,34 +361,48 @@ impl SupervisorService for Supervisor {
 
     async fn get_queue_stats(
         &self,
-        _: Request<pb::GetQueueStatsRequest>,
+        request: Request<pb::GetQueueStatsRequest>,
     ) -> Result<Response<pb::GetQueueStatsResponse>, Status> {
-        Err(not_yet("queue statistics"))
+        let frame = self.live.stats().await?;
+        let selection = Selection::queues(&request.get_ref().queue_ids, &frame)?;
+        Ok(Response::new(pb::GetQueueStatsResponse {
+            stats: selection.queue_stats(&frame),
+        }))
     }
 
     async fn get_agent_stats(
         &self,
-        _: Request<pb::GetAgentStatsRequest>,
+        request: Request<pb::GetAgentStatsRequest>,
     ) -> Result<Response<pb::GetAgentStatsResponse>, Status> {
-        Err(not_yet("agent statistics"))
+        let frame = self.live.stats().await?;
+        let selection = Selection::agents(&request.get_ref().agent_ids, &frame)?;
+        Ok(Response::new(pb::GetAgentStatsResponse {
+            stats: selection.agent_stats(&frame),
+        }))
     }
 
     type WatchQueuesStream = WatchStream<pb::QueueStatsUpdate>;
 
     async fn watch_queues(
         &self,
-        _: Request<pb::WatchQueuesRequest>,
+        request: Request<pb::WatchQueuesRequest>,
     ) -> Result<Response<Self::WatchQueuesStream>, Status> {
-        Err(not_yet("watching queues"))
+        let ids = request.into_inner().queue_ids;
+        let select = move |frame: &StatsFrame| Selection::queues(&ids, frame);
+        let stream = watch::watch(self.live.clone(), select, watch::queue_update).await?;
+        Ok(Response::new(stream))
     }
 
     type WatchAgentsStream = WatchStream<pb::AgentStatsUpdate>;
 
     async fn watch_agents(
         &self,
-        _: Request<pb::WatchAgentsRequest>,
+        request: Request<pb::WatchAgentsRequest>,
     ) -> Result<Response<Self::WatchAgentsStream>, Status> {
-        Err(not_yet("watching agents"))
+        let ids = request.into_inner().agent_ids;
+        let select = move |frame: &StatsFrame| Selection::agents(&ids, frame);
+        let stream = watch::watch(self.live.clone(), select, watch::agent_update).await?;
+        Ok(Response::new(stream))
     }
 
     async fn force_agent_state(

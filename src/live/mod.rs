@@ -15,10 +15,12 @@ mod clock;
 mod notices;
 mod op;
 mod router;
+mod stats;
 
 pub use clock::Clock;
 pub use notices::{AgentNotice, BridgeNotice, DisconnectKind, OpenInteraction};
 pub use op::{BridgeReport, Submission, Submitted};
+pub use stats::{AgentStats, QueueStats, StatsFrame, WATCH_BACKLOG};
 
 use crate::domain::{AgentId, Channel, EntryPoint, Presence, QueueId, SkillRequirement};
 use crate::engine::{Command, WaitEstimate};
@@ -29,7 +31,7 @@ use crate::store::writer::{CommitObserver, Writer, WriterConfig};
 use op::Op;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 
 /// Tuning of the live path, with documented defaults.
@@ -43,6 +45,9 @@ pub struct LiveConfig {
     /// How often waiting items' position and estimated wait are sent to the
     /// bridge, for items whose figures changed (2 s).
     pub position_interval: Duration,
+    /// How often changed statistics are published to supervisors' watch
+    /// streams (500 ms).
+    pub stats_interval: Duration,
     /// Capacity of the router's command queue (4,096).
     pub command_queue: usize,
     /// Group-commit tuning.
@@ -55,6 +60,7 @@ impl Default for LiveConfig {
             heartbeat_timeout: Duration::from_secs(30),
             commit_hold: Duration::from_secs(5),
             position_interval: Duration::from_secs(2),
+            stats_interval: Duration::from_millis(500),
             command_queue: 4_096,
             writer: WriterConfig::default(),
         }
@@ -70,6 +76,8 @@ pub struct Live {
     config: LiveConfig,
     /// Turns true when the server begins to shut down; sessions then say goodbye.
     stopping: watch::Receiver<bool>,
+    /// Where the router broadcasts changed statistics.
+    stats: broadcast::Sender<Arc<StatsFrame>>,
 }
 
 /// The running router and writer tasks, to be awaited at shutdown.
@@ -114,7 +122,14 @@ impl Live {
             Error::Internal
         })?;
         let (writer, writer_task) = Writer::spawn(store.clone(), config.writer, observer);
-        let mut router = router::Router::new(Clock::start(), writer.clone(), config, metrics);
+        let (stats, _) = broadcast::channel(WATCH_BACKLOG);
+        let mut router = router::Router::new(
+            Clock::start(),
+            writer.clone(),
+            config,
+            metrics,
+            stats.clone(),
+        );
         router.load_configuration(
             queues,
             store.list_agents().await?,
@@ -130,6 +145,7 @@ impl Live {
             store,
             config,
             stopping,
+            stats,
         };
         let tasks = LiveTasks {
             router: router_task,
@@ -244,6 +260,19 @@ impl Live {
             reply,
         })
         .await?
+    }
+
+    /// Every queue's and agent's real-time figures, current as of now.
+    pub async fn stats(&self) -> Result<StatsFrame> {
+        self.call(|reply| Op::Stats { reply }).await
+    }
+
+    /// Subscribes to changed figures, then takes a snapshot: frames whose
+    /// `seq` is above the snapshot's follow it with nothing missed in between.
+    pub async fn watch_stats(&self) -> Result<(StatsFrame, broadcast::Receiver<Arc<StatsFrame>>)> {
+        let updates = self.stats.subscribe();
+        let snapshot = self.stats().await?;
+        Ok((snapshot, updates))
     }
 
     /// Every work item not yet finished, for a bridge resynchronising.

@@ -2,6 +2,7 @@
 
 use super::WaitTarget;
 use super::notices::{AgentNotice, BridgeNotice, OpenInteraction};
+use super::stats::StatsFrame;
 use crate::domain::{
     AgentId, Channel, EntryPoint, EntryPointAddress, InteractionId, Presence, QueueId,
     SkillRequirement, WorkItemId,
@@ -119,6 +120,8 @@ pub enum Op {
         skills: Vec<SkillRequirement>,
         reply: oneshot::Sender<Result<(QueueId, WaitEstimate)>>,
     },
+    /// Every real-time statistic, current as of now.
+    Stats { reply: oneshot::Sender<StatsFrame> },
     /// List open interactions.
     OpenInteractions {
         reply: oneshot::Sender<Vec<OpenInteraction>>,

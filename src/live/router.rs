@@ -4,6 +4,7 @@
 
 use super::notices::{AgentNotice, BridgeNotice, DisconnectKind, OpenInteraction};
 use super::op::{BridgeReport, Commit, Op, Submission, Submitted};
+use super::stats::{Board, StatsFrame};
 use super::{Clock, LiveConfig, WaitTarget};
 use crate::domain::{
     Agent, AgentId, AgentKind, Disposition, EntryPoint, EntryPointAddress, InteractionId, Presence,
@@ -19,8 +20,9 @@ use crate::store::records::{
 };
 use crate::store::writer::Writer;
 use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{broadcast, mpsc, oneshot};
 
 /// How many finished interactions are remembered for idempotent resubmission
 /// while their records may still be on their way to the store.
@@ -99,6 +101,8 @@ pub(super) struct Router {
     effects: Vec<Effect>,
     /// Metrics, a view of the effects.
     metrics: RoutingMetrics,
+    /// Supervisors' real-time statistics, another view of the effects.
+    board: Board,
 }
 
 impl Router {
@@ -107,7 +111,9 @@ impl Router {
         writer: Writer,
         config: LiveConfig,
         metrics: RoutingMetrics,
+        stats: broadcast::Sender<Arc<StatsFrame>>,
     ) -> Self {
+        let board = Board::new(clock.now(), stats);
         Self {
             engine: Engine::new(),
             clock,
@@ -125,6 +131,7 @@ impl Router {
             last_session: 0,
             effects: Vec::new(),
             metrics,
+            board,
         }
     }
 
@@ -137,6 +144,7 @@ impl Router {
     ) {
         let now = self.clock.now();
         for queue in queues {
+            self.board.set_queue(&queue.id, queue.sl_thresholds);
             let id = queue.id.clone();
             if let Err(error) = self.engine.apply(Command::UpsertQueue(queue), now) {
                 tracing::error!(queue = %id, %error, "stored queue refused by the engine");
@@ -159,6 +167,8 @@ impl Router {
     pub(super) async fn run(mut self, mut inbox: mpsc::Receiver<Op>) {
         let mut positions = tokio::time::interval(self.config.position_interval);
         positions.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut publish = tokio::time::interval(self.config.stats_interval);
+        publish.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             let deadline = self.engine.next_deadline().map(|at| self.clock.instant(at));
             tokio::select! {
@@ -175,7 +185,11 @@ impl Router {
                 }
                 _ = positions.tick() => {
                     self.send_positions();
-                    self.metrics.refresh(&self.engine, self.clock.now());
+                    self.metrics
+                        .refresh(&self.engine, self.board.queues(), self.clock.now());
+                }
+                _ = publish.tick() => {
+                    self.board.publish(&self.engine, self.clock.now(), false);
                 }
             }
         }
@@ -245,6 +259,9 @@ impl Router {
                     Ok((queue, estimate))
                 });
                 let _ = reply.send(answer);
+            }
+            Op::Stats { reply } => {
+                let _ = reply.send(self.board.snapshot(&self.engine, self.clock.now()));
             }
             Op::OpenInteractions { reply } => {
                 let _ = reply.send(self.open_interactions());
@@ -427,6 +444,7 @@ impl Router {
             return Err(error);
         }
         self.metrics.arrival(&queue, channel);
+        self.board.arrival(&queue, channel, now);
         for effect in &self.effects[start..] {
             if let Effect::Rejected {
                 item: rejected_item,
@@ -814,6 +832,7 @@ impl Router {
             match self.engine.apply_into(command, now, &mut self.effects) {
                 Ok(()) => {
                     applied += 1;
+                    self.board.touch_agent(&agent);
                     self.presence_reported.insert(agent);
                 }
                 Err(_) => unknown.push(agent),
@@ -826,8 +845,12 @@ impl Router {
 
     fn configure(&mut self, command: Command) -> Result<()> {
         match &command {
-            Command::UpsertQueue(queue) => self.metrics.set_queue(queue),
+            Command::UpsertQueue(queue) => {
+                self.metrics.set_queue(queue);
+                self.board.set_queue(&queue.id, queue.sl_thresholds);
+            }
             Command::UpsertAgent(agent) => {
+                self.board.touch_agent(&agent.id);
                 self.addresses
                     .insert(agent.id.clone(), agent.uc_address.clone());
             }
@@ -851,9 +874,11 @@ impl Router {
         self.writer.write_detached(records);
         if let (Ok(()), Some(agent)) = (&result, removed_agent) {
             self.addresses.remove(&agent);
+            self.board.remove_agent(&agent);
         }
         if let (Ok(()), Some(queue)) = (&result, removed_queue) {
             self.metrics.remove_queue(&queue);
+            self.board.remove_queue(&queue);
         }
         result
     }
@@ -947,6 +972,7 @@ impl Router {
     }
 
     fn dispatch_one(&mut self, effect: &Effect, now: Timestamp, records: &mut Vec<Record>) {
+        self.board.observe(effect, now);
         match effect {
             Effect::Queued { item, queue, .. } => {
                 if let Some(details) = self.items.get_mut(item) {
@@ -1022,7 +1048,8 @@ impl Router {
                 waited,
                 ..
             } => {
-                self.metrics.answered(queue, *channel, *waited);
+                let within = self.board.within(queue, *channel, *waited);
+                self.metrics.answered(queue, *channel, *waited, within);
                 records.push(event(
                     *item,
                     now,
@@ -1049,7 +1076,8 @@ impl Router {
                 waited,
                 ..
             } => {
-                self.metrics.abandoned(queue, *channel, *waited);
+                let within = self.board.within(queue, *channel, *waited);
+                self.metrics.abandoned(queue, *channel, *waited, within);
                 records.push(event(*item, now, EventKind::Abandoned, queue.clone(), None));
                 self.close(*item);
             }

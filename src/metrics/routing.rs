@@ -6,13 +6,12 @@
 //! or abandoned in the queue where it ends, with its wait measured from its
 //! first arrival. Labels are bounded: queue, channel, and small enums.
 
-use crate::domain::{Channel, ChannelThresholds, Queue, QueueId, RoutingState};
+use crate::domain::{Channel, Queue, QueueId, RoutingState};
 use crate::engine::{AgentView, Engine};
 use prometheus::{
     GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts,
     Registry,
 };
-use std::collections::HashMap;
 use std::time::Duration;
 
 /// Abandons quicker than this are "short" and left out of the default service level.
@@ -64,8 +63,6 @@ pub struct RoutingMetrics {
     capacity_in_use: IntGaugeVec,
     decision: Histogram,
     queue_depth: IntGauge,
-    /// Each queue's thresholds, to tell answers within threshold.
-    thresholds: HashMap<QueueId, ChannelThresholds>,
 }
 
 /// Labels of a queue and channel.
@@ -233,7 +230,6 @@ impl RoutingMetrics {
             capacity_in_use,
             decision,
             queue_depth,
-            thresholds: HashMap::new(),
         };
         for queue in queues {
             metrics.set_queue(queue);
@@ -252,13 +248,10 @@ impl RoutingMetrics {
         self.target
             .with_label_values(&[queue.id.as_str()])
             .set(queue.sl_target);
-        self.thresholds
-            .insert(queue.id.clone(), queue.sl_thresholds);
     }
 
     /// Forgets a removed queue's series.
     pub fn remove_queue(&mut self, queue: &QueueId) {
-        self.thresholds.remove(queue);
         for channel in Channel::ALL {
             let labels = qc(queue, channel);
             let _ = self.threshold.remove_label_values(&labels);
@@ -269,27 +262,17 @@ impl RoutingMetrics {
         let _ = self.target.remove_label_values(&[queue.as_str()]);
     }
 
-    /// Whether `waited` is within the queue's threshold for the channel.
-    fn within(&self, queue: &QueueId, channel: Channel, waited: Duration) -> bool {
-        let threshold = self
-            .thresholds
-            .get(queue)
-            .copied()
-            .unwrap_or_default()
-            .get(channel);
-        waited <= Duration::from_secs(u64::from(threshold))
-    }
-
     /// A new work item arrived.
     pub fn arrival(&self, queue: &QueueId, channel: Channel) {
         self.arrivals.with_label_values(&qc(queue, channel)).inc();
     }
 
-    /// An item was answered after `waited` from its first arrival.
-    pub fn answered(&self, queue: &QueueId, channel: Channel, waited: Duration) {
+    /// An item was answered after `waited` from its first arrival, `within`
+    /// the queue's threshold or not.
+    pub fn answered(&self, queue: &QueueId, channel: Channel, waited: Duration, within: bool) {
         let labels = qc(queue, channel);
         self.answered.with_label_values(&labels).inc();
-        if self.within(queue, channel, waited) {
+        if within {
             self.answered_within.with_label_values(&labels).inc();
         }
         self.offers
@@ -300,11 +283,12 @@ impl RoutingMetrics {
             .observe(waited.as_secs_f64());
     }
 
-    /// An item was abandoned after `waited` from its first arrival.
-    pub fn abandoned(&self, queue: &QueueId, channel: Channel, waited: Duration) {
+    /// An item was abandoned after `waited` from its first arrival, `within`
+    /// the queue's threshold or not.
+    pub fn abandoned(&self, queue: &QueueId, channel: Channel, waited: Duration, within: bool) {
         let labels = qc(queue, channel);
         self.abandoned.with_label_values(&labels).inc();
-        if self.within(queue, channel, waited) {
+        if within {
             self.abandoned_within.with_label_values(&labels).inc();
         }
         if waited < SHORT_ABANDON {
@@ -371,9 +355,15 @@ impl RoutingMetrics {
             .set(i64::try_from(depth).unwrap_or(i64::MAX));
     }
 
-    /// Refreshes the gauges from the engine's current state.
-    pub fn refresh(&self, engine: &Engine, now: crate::domain::Timestamp) {
-        for queue in self.thresholds.keys() {
+    /// Refreshes the gauges of `queues` and of the agents from the engine's
+    /// current state.
+    pub fn refresh<'a>(
+        &self,
+        engine: &Engine,
+        queues: impl Iterator<Item = &'a QueueId>,
+        now: crate::domain::Timestamp,
+    ) {
+        for queue in queues {
             for channel in Channel::ALL {
                 let Ok(snapshot) = engine.queue_snapshot(queue, channel, now) else {
                     continue;

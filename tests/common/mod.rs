@@ -2,6 +2,7 @@
 //! every back-end, and the real server started in-process on 127.0.0.1:0.
 #![allow(dead_code)]
 
+pub mod centre;
 pub mod sessions;
 
 use std::net::SocketAddr;
