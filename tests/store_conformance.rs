@@ -4,6 +4,7 @@
 
 mod common;
 
+use std::time::Duration;
 use switchboard::domain::{
     Agent, AgentKind, ChannelCapacity, Disposition, EntryPoint, Queue, RoutingStep,
     SelectionStrategy, Skill, SkillRequirement, Timestamp,
@@ -13,6 +14,7 @@ use switchboard::error::Error;
 use switchboard::store::records::{
     AgentStateRecord, EventKind, Record, WorkItemEvent, WorkItemRecord,
 };
+use switchboard::store::report::{IntervalRow, ReportInterval, ReportRange};
 use switchboard::store::{self, Actor, Store};
 
 /// Runs one suite function against every back-end.
@@ -42,6 +44,7 @@ conformance!(
     every_change_is_audited,
     work_item_lifecycle_is_recorded,
     a_failed_batch_writes_nothing,
+    interval_report_matches_the_hand_computed_fixture,
 );
 
 #[tokio::test]
@@ -642,4 +645,258 @@ mod suite {
             "delete_agent"
         );
     }
+
+    /// The fixture's figures below were worked out by hand from the
+    /// timeline in `report_fixture`; each comment shows the sum.
+    pub async fn interval_report_matches_the_hand_computed_fixture(store: &dyn Store) {
+        report_fixture(store).await;
+        let range = ReportRange {
+            from: at(0),
+            to: at(1_800),
+            interval: ReportInterval::Minutes15,
+            queues: Vec::new(),
+        };
+        let later = at(5_000);
+        let rows = store.interval_report(&range, later).await.unwrap();
+        let keys: Vec<(i64, &str, Channel)> = rows
+            .iter()
+            .map(|row| {
+                (
+                    (row.start.millis() - BASE) / 1000,
+                    row.queue.as_str(),
+                    row.channel,
+                )
+            })
+            .collect();
+        assert_eq!(
+            keys,
+            [
+                (0, "billing", Channel::Voice),
+                (0, "general", Channel::Voice),
+                (0, "general", Channel::Chat),
+                (900, "general", Channel::Voice),
+            ],
+            "rows are ordered by interval, queue and channel; the item before the range is left out"
+        );
+
+        // Billing: the item that overflowed to general counts there, and
+        // here only as overflowed out. Alice is open 900 s, busy 230 s.
+        let billing = &rows[0];
+        assert_eq!((billing.offered, billing.overflowed_out), (0, 1));
+        assert_eq!(billing.service_level(), None);
+        assert_eq!(billing.asa(), Duration::ZERO);
+        assert_close(billing.occupancy(), 230.0 / 900.0);
+
+        let voice = &rows[1];
+        assert_eq!(
+            counts(voice),
+            // offered a–g; answered a, b, f, g; within a (10 s), f (5 s);
+            // abandoned c (3 s, short, within), d (35 s); removed within a, c, f.
+            [7, 4, 2, 2, 1, 1, 3, 0, 1]
+        );
+        assert_close(voice.service_level(), 2.0 / (4.0 + 2.0 - 1.0));
+        assert_close(voice.service_level_answered(), 2.0 / 4.0);
+        assert_close(voice.service_level_sl2(), (2.0 + 1.0) / (4.0 + 2.0));
+        assert_close(voice.service_level_removed(), 3.0 / 7.0);
+        // (10 + 30 + 5 + 50) / 4 s; (130 + 110 + 105 + 50) / 4 s; max of the
+        // waits of items that left the queue (e still waits).
+        assert_eq!(voice.asa(), Duration::from_millis(23_750));
+        assert_eq!(voice.aht(), Duration::from_millis(98_750));
+        assert_eq!(voice.max_wait, Duration::from_secs(50));
+        // Alice 230 of 900 s, Bob 145 of 250 s.
+        assert_close(voice.occupancy(), (230.0 + 145.0) / (900.0 + 250.0));
+
+        let chat = &rows[2];
+        assert_eq!(counts(chat), [1, 1, 1, 0, 0, 0, 1, 0, 0]);
+        assert_close(chat.service_level(), 1.0);
+        assert_eq!(chat.asa(), Duration::from_secs(55));
+        assert_eq!(chat.aht(), Duration::from_secs(145));
+
+        // Second interval: i rejected at once, j answered after 1 s and still
+        // talking. Alice busy 100 s, not ready 200 s, ready 600 s; Bob gone.
+        let second = &rows[3];
+        assert_eq!(counts(second), [2, 1, 1, 0, 0, 0, 2, 0, 0]);
+        assert_close(second.service_level(), 1.0);
+        assert_close(second.service_level_removed(), 1.0);
+        assert_eq!(second.asa(), Duration::from_secs(1));
+        assert_eq!(second.aht(), Duration::ZERO);
+        assert_eq!(second.max_wait, Duration::from_secs(1));
+        assert_close(second.occupancy(), 100.0 / 700.0);
+
+        // Agents' current states count only up to now.
+        let early = store.interval_report(&range, at(1_000)).await.unwrap();
+        assert_close(early[3].occupancy(), 1.0);
+
+        let only_billing = ReportRange {
+            queues: vec!["billing".into()],
+            ..range.clone()
+        };
+        let rows = store.interval_report(&only_billing, later).await.unwrap();
+        assert_eq!(rows.len(), 1);
+        assert_eq!(rows[0].queue.as_str(), "billing");
+
+        let daily = ReportRange {
+            interval: ReportInterval::Day,
+            ..range
+        };
+        let rows = store.interval_report(&daily, later).await.unwrap();
+        let voice = rows
+            .iter()
+            .find(|row| row.queue.as_str() == "general" && row.channel == Channel::Voice)
+            .expect("a daily general voice row");
+        assert_eq!(
+            voice.start.millis(),
+            BASE - 9 * 3_600_000,
+            "days start at midnight UTC"
+        );
+        assert_eq!((voice.offered, voice.answered), (9, 5));
+    }
+}
+
+/// 2026-11-30T09:00:00Z, the start of the report fixture.
+const BASE: i64 = 1_796_029_200_000;
+
+/// `secs` seconds after [`BASE`].
+fn at(secs: i64) -> Timestamp {
+    Timestamp::from_millis(BASE + secs * 1000)
+}
+
+/// A row's counts: offered, answered, answered within T, abandoned,
+/// abandoned within T, short abandons, removed within T, overflowed out,
+/// transfers.
+fn counts(row: &IntervalRow) -> [u64; 9] {
+    [
+        row.offered,
+        row.answered,
+        row.answered_within,
+        row.abandoned,
+        row.abandoned_within,
+        row.short_abandons,
+        row.removed_within,
+        row.overflowed_out,
+        row.transfers,
+    ]
+}
+
+fn assert_close(actual: Option<f64>, expected: f64) {
+    let actual = actual.expect("the ratio is defined");
+    assert!(
+        (actual - expected).abs() < 1e-9,
+        "got {actual}, expected {expected}"
+    );
+}
+
+/// One fixture item: its name, arrival (seconds after [`BASE`]), channel,
+/// and its events after the first `queued` one.
+type Timeline = (&'static str, i64, Channel, &'static [(i64, EventKind)]);
+
+/// Writes the report fixture: queues general (voice T = 20 s, chat 60 s)
+/// and billing, agents Alice (both queues) and Bob (general), and this
+/// timeline, in seconds after [`BASE`]:
+///
+/// | item | arrives | then |
+/// |---|---|---|
+/// | a | 0 | answered 10, ended 130, wrap-up done 140 |
+/// | b | 60 | answered 90, ended and done 200 |
+/// | c | 120 | abandoned 123 |
+/// | d | 180 | abandoned 215 |
+/// | e | 240 | still waiting |
+/// | f (transfer) | 300 | answered 305, ended 400, done 410 |
+/// | g | 0 in billing | overflowed to general 30, answered 50, done 100 |
+/// | h (chat) | 400 | answered 455, done 600 |
+/// | i | 1000 | rejected at once |
+/// | j | 1100 | answered 1101, still talking |
+/// | before | −100 | answered −90, outside the range |
+async fn report_fixture(store: &dyn Store) {
+    seed(store).await;
+    let bob = Agent {
+        id: "bob".into(),
+        skills: Vec::new(),
+        queues: vec!["general".into()],
+        ..alice()
+    };
+    store.create_agent(&bob, &supervisor(1_000)).await.unwrap();
+
+    use EventKind::{Abandoned, Answered, Completed, Ended, Overflowed, Rejected};
+    let timelines: [Timeline; 11] = [
+        (
+            "a",
+            0,
+            Channel::Voice,
+            &[(10, Answered), (130, Ended), (140, Completed)],
+        ),
+        (
+            "b",
+            60,
+            Channel::Voice,
+            &[(90, Answered), (200, Ended), (200, Completed)],
+        ),
+        ("c", 120, Channel::Voice, &[(123, Abandoned)]),
+        ("d", 180, Channel::Voice, &[(215, Abandoned)]),
+        ("e", 240, Channel::Voice, &[]),
+        (
+            "f",
+            300,
+            Channel::Voice,
+            &[(305, Answered), (400, Ended), (410, Completed)],
+        ),
+        (
+            "g",
+            0,
+            Channel::Voice,
+            &[
+                (30, Overflowed),
+                (50, Answered),
+                (100, Ended),
+                (100, Completed),
+            ],
+        ),
+        (
+            "h",
+            400,
+            Channel::Chat,
+            &[(455, Answered), (600, Ended), (600, Completed)],
+        ),
+        ("i", 1_000, Channel::Voice, &[(1_000, Rejected)]),
+        ("j", 1_100, Channel::Voice, &[(1_101, Answered)]),
+        ("before", -100, Channel::Voice, &[(-90, Answered)]),
+    ];
+    let mut records = Vec::new();
+    for (name, arrives, channel, events) in timelines {
+        let mut item = work_item(&format!("report-{name}"), at(arrives).millis());
+        item.channel = channel;
+        item.is_transfer = name == "f";
+        item.queue = if name == "g" { "billing" } else { "general" }.into();
+        records.push(Record::Created(item.clone()));
+        records.push(event(&item, at(arrives).millis(), EventKind::Queued, None));
+        for (secs, kind) in events {
+            if *kind == Overflowed {
+                item.queue = "general".into();
+            }
+            let agent = matches!(kind, Answered | Ended | Completed).then_some("alice");
+            records.push(event(&item, at(*secs).millis(), *kind, agent));
+        }
+    }
+    let states = [
+        ("alice", -600, "ready"),
+        ("alice", 10, "busy"),
+        ("alice", 130, "wrap_up"),
+        ("alice", 140, "ready"),
+        ("alice", 800, "busy"),
+        ("alice", 1_000, "not_ready"),
+        ("alice", 1_200, "ready"),
+        ("bob", 450, "ready"),
+        ("bob", 455, "busy"),
+        ("bob", 600, "ready"),
+        ("bob", 700, "logged_out"),
+    ];
+    for (agent, secs, state) in states {
+        records.push(Record::AgentState(AgentStateRecord {
+            agent: agent.into(),
+            at: at(secs),
+            state: state.into(),
+            reason: (state == "not_ready").then(|| "lunch".to_string()),
+        }));
+    }
+    store.append(&records).await.unwrap();
 }

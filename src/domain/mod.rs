@@ -20,6 +20,11 @@ pub use validate::{Validate, is_address};
 
 use serde::{Deserialize, Serialize};
 use std::fmt;
+use std::time::Duration;
+
+/// Abandons quicker than this are "short": the consumer hung up before
+/// anyone could have answered, so the default service level leaves them out.
+pub const SHORT_ABANDON: Duration = Duration::from_secs(5);
 
 /// The medium of an interaction. Each channel has its own agent capacity and
 /// its own service-level threshold.

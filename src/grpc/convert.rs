@@ -9,6 +9,7 @@ use crate::domain::{
 use crate::error::{Error, Result};
 use crate::live::{AgentStats, QueueStats};
 use crate::proto::v1 as pb;
+use crate::store::report::{IntervalRow, ReportInterval, ReportRange};
 
 /// Reads a count or duration field that must not be negative.
 fn non_negative(field: &str, value: i32) -> Result<u32> {
@@ -48,6 +49,105 @@ pub fn timestamp(value: Timestamp) -> prost_types::Timestamp {
     prost_types::Timestamp {
         seconds: millis.div_euclid(1000),
         nanos: i32::try_from(millis.rem_euclid(1000) * 1_000_000).unwrap_or_default(),
+    }
+}
+
+/// Reads a required timestamp field.
+fn required_timestamp(field: &str, value: Option<&prost_types::Timestamp>) -> Result<Timestamp> {
+    let Some(value) = value else {
+        return Err(Error::invalid(field, "is required"));
+    };
+    let millis = value
+        .seconds
+        .checked_mul(1000)
+        .and_then(|millis| millis.checked_add(i64::from(value.nanos / 1_000_000)));
+    match millis {
+        Some(millis) if (0..=MAX_REPORT_TIME).contains(&millis) => {
+            Ok(Timestamp::from_millis(millis))
+        }
+        _ => Err(Error::invalid(field, "must be between 1970 and 9999")),
+    }
+}
+
+/// The last millisecond of the year 9999, the latest time a report may name.
+const MAX_REPORT_TIME: i64 = 253_402_300_799_999;
+
+/// The most intervals one report may cover (a year of hours, or 104 days of
+/// quarter hours), so a typo cannot make the database scan for ever.
+pub const MAX_REPORT_INTERVALS: i64 = 10_000;
+
+/// Reads an interval report request.
+pub fn report_range(request: &pb::GetIntervalReportRequest) -> Result<ReportRange> {
+    let from = required_timestamp("from", request.from.as_ref())?;
+    let to = required_timestamp("to", request.to.as_ref())?;
+    if to <= from {
+        return Err(Error::invalid("to", "must be after from"));
+    }
+    let interval = match pb::ReportInterval::try_from(request.interval) {
+        Ok(pb::ReportInterval::ReportInterval15Minutes) => ReportInterval::Minutes15,
+        Ok(pb::ReportInterval::ReportInterval30Minutes) => ReportInterval::Minutes30,
+        Ok(pb::ReportInterval::ReportInterval60Minutes) => ReportInterval::Minutes60,
+        Ok(pb::ReportInterval::Day) => ReportInterval::Day,
+        Ok(pb::ReportInterval::Unspecified) | Err(_) => {
+            return Err(Error::invalid(
+                "interval",
+                format!(
+                    "must be 15, 30 or 60 minutes or a day, got {}",
+                    request.interval
+                ),
+            ));
+        }
+    };
+    let length = interval.millis();
+    let intervals = (to.millis() - from.millis() + length - 1) / length;
+    if intervals > MAX_REPORT_INTERVALS {
+        return Err(Error::invalid(
+            "to",
+            format!(
+                "the range holds {intervals} intervals, at most {MAX_REPORT_INTERVALS} are allowed"
+            ),
+        ));
+    }
+    let mut queues = Vec::with_capacity(request.queue_ids.len());
+    for (i, queue) in request.queue_ids.iter().enumerate() {
+        if queue.is_empty() {
+            return Err(Error::invalid(
+                format!("queue_ids[{i}]"),
+                "must not be empty",
+            ));
+        }
+        queues.push(queue.as_str().into());
+    }
+    Ok(ReportRange {
+        from,
+        to,
+        interval,
+        queues,
+    })
+}
+
+/// A report row as its proto message.
+pub fn interval_row(row: &IntervalRow) -> pb::IntervalRow {
+    pb::IntervalRow {
+        start: Some(timestamp(row.start)),
+        queue: row.queue.to_string(),
+        channel: channel_to_proto(row.channel).into(),
+        offered: row.offered,
+        answered: row.answered,
+        abandoned: row.abandoned,
+        short_abandons: row.short_abandons,
+        answered_within_threshold: row.answered_within,
+        abandoned_within_threshold: row.abandoned_within,
+        service_level: row.service_level(),
+        service_level_answered: row.service_level_answered(),
+        service_level_sl2: row.service_level_sl2(),
+        service_level_removed: row.service_level_removed(),
+        asa: Some(duration(row.asa())),
+        aht: Some(duration(row.aht())),
+        max_wait: Some(duration(row.max_wait)),
+        occupancy: row.occupancy(),
+        overflowed_out: row.overflowed_out,
+        transfers: row.transfers,
     }
 }
 

@@ -1,6 +1,7 @@
 //! `SupervisorService`: configuration CRUD written to the store and applied
-//! to routing at once, and supervisor actions recorded in the audit log.
-//! Statistics, watch streams and interval reports are not available yet.
+//! to routing at once, supervisor actions recorded in the audit log,
+//! real-time statistics and watch streams from the router, and interval
+//! reports computed by the store.
 
 use super::convert;
 use super::watch::{self, Selection, WatchStream};
@@ -146,11 +147,6 @@ impl Supervisor {
             .await?;
         Ok(Response::new(pb::ActionResponse { audit_id }))
     }
-}
-
-/// The answer to an RPC whose behaviour is not built yet.
-fn not_yet(what: &str) -> Status {
-    Status::unimplemented(format!("{what} is not available in this version"))
 }
 
 #[tonic::async_trait]
@@ -504,8 +500,11 @@ impl SupervisorService for Supervisor {
 
     async fn get_interval_report(
         &self,
-        _: Request<pb::GetIntervalReportRequest>,
+        request: Request<pb::GetIntervalReportRequest>,
     ) -> Result<Response<pb::GetIntervalReportResponse>, Status> {
-        Err(not_yet("interval reports"))
+        let range = convert::report_range(request.get_ref())?;
+        let rows = self.store.interval_report(&range, Timestamp::now()).await?;
+        let rows = rows.iter().map(convert::interval_row).collect();
+        Ok(Response::new(pb::GetIntervalReportResponse { rows }))
     }
 }

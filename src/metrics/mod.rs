@@ -8,7 +8,7 @@ mod store;
 
 pub use grpc::{GrpcMetrics, GrpcMetricsLayer};
 pub use http::serve;
-pub use routing::{RoutingMetrics, SHORT_ABANDON};
+pub use routing::RoutingMetrics;
 pub use store::StoreMetrics;
 
 use prometheus::Registry;

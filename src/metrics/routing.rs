@@ -6,16 +6,13 @@
 //! or abandoned in the queue where it ends, with its wait measured from its
 //! first arrival. Labels are bounded: queue, channel, and small enums.
 
-use crate::domain::{Channel, Queue, QueueId, RoutingState};
+use crate::domain::{Channel, Queue, QueueId, RoutingState, SHORT_ABANDON};
 use crate::engine::{AgentView, Engine};
 use prometheus::{
     GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts,
     Registry,
 };
 use std::time::Duration;
-
-/// Abandons quicker than this are "short" and left out of the default service level.
-pub const SHORT_ABANDON: Duration = Duration::from_secs(5);
 
 /// Wait-time buckets, in seconds; configured thresholds are added at start.
 const WAIT_BUCKETS: [f64; 17] = [

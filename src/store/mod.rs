@@ -4,6 +4,7 @@
 
 mod postgres;
 pub mod records;
+pub mod report;
 mod sql;
 mod sqlite;
 pub mod writer;
@@ -18,6 +19,7 @@ use crate::domain::{
 use crate::error::{Error, Result};
 use async_trait::async_trait;
 use records::{AgentStateRecord, Record, StoredWorkItem, WorkItemEvent};
+use report::{IntervalRow, ReportRange};
 use std::sync::Arc;
 
 /// Who did something and when, written to the audit log with the change.
@@ -116,6 +118,15 @@ pub trait Store: Send + Sync + 'static {
     async fn work_item_events(&self, id: WorkItemId) -> Result<Vec<WorkItemEvent>>;
     /// An agent's routing-state history, oldest first.
     async fn agent_states(&self, agent: &AgentId) -> Result<Vec<AgentStateRecord>>;
+
+    /// The interval report of the work items that first arrived in the
+    /// range (see [`report`] for how each figure is counted); agents'
+    /// current states are counted up to `now`.
+    async fn interval_report(
+        &self,
+        range: &ReportRange,
+        now: Timestamp,
+    ) -> Result<Vec<IntervalRow>>;
 
     /// Closes the connection pool after in-flight queries finish.
     async fn close(&self);

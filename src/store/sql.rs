@@ -261,6 +261,7 @@ macro_rules! impl_sql_store {
         use $crate::store::records::{
             AgentStateRecord, EventKind, Record, StoredWorkItem, WorkItemEvent, WorkItemRecord,
         };
+        use $crate::store::report::{self, IntervalRow, ReportRange, RowKey};
         use $crate::store::{Actor, AuditEntry, Store, db_error, is_unique_violation};
         use sqlx::Row;
         use std::collections::HashMap;
@@ -1191,8 +1192,90 @@ macro_rules! impl_sql_store {
                 Ok(states)
             }
 
+            async fn interval_report(&self, range: &ReportRange, now: Timestamp) -> Result<Vec<IntervalRow>> {
+                let interval = range.interval.millis();
+                let short = i64::try_from($crate::domain::SHORT_ABANDON.as_millis()).unwrap_or(i64::MAX);
+                let rows = sqlx::query(report::ITEM_COUNTS)
+                    .bind(range.from.millis())
+                    .bind(range.to.millis())
+                    .bind(interval)
+                    .bind(short)
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err(db_error)?;
+                let mut items = Vec::with_capacity(rows.len());
+                for row in rows {
+                    let mut item = IntervalRow::new(Self::report_key(&row)?);
+                    item.offered = Self::count(&row, "offered")?;
+                    item.answered = Self::count(&row, "answered")?;
+                    item.answered_within = Self::count(&row, "answered_within")?;
+                    item.abandoned = Self::count(&row, "abandoned")?;
+                    item.abandoned_within = Self::count(&row, "abandoned_within")?;
+                    item.short_abandons = Self::count(&row, "short_abandons")?;
+                    item.removed_within = Self::count(&row, "removed_within")?;
+                    item.transfers = Self::count(&row, "transfers")?;
+                    item.answer_wait = Self::span(&row, "answer_wait")?;
+                    item.max_wait = Self::span(&row, "max_wait")?;
+                    item.handled = Self::count(&row, "handled")?;
+                    item.handle_time = Self::span(&row, "handle_time")?;
+                    items.push(item);
+                }
+
+                let rows = sqlx::query(report::OVERFLOW_COUNTS)
+                    .bind(range.from.millis())
+                    .bind(range.to.millis())
+                    .bind(interval)
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err(db_error)?;
+                let mut overflows = Vec::with_capacity(rows.len());
+                for row in rows {
+                    overflows.push((Self::report_key(&row)?, Self::count(&row, "overflowed_out")?));
+                }
+
+                let until = range.to.min(now);
+                let rows = sqlx::query(report::AGENT_TIME)
+                    .bind(range.from.millis())
+                    .bind(until.millis())
+                    .bind(interval)
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err(db_error)?;
+                let mut agent_time = std::collections::BTreeMap::new();
+                for row in rows {
+                    let queue: String = row.try_get("queue_id").map_err(db_error)?;
+                    let bucket: i64 = row.try_get("bucket").map_err(db_error)?;
+                    let busy = Self::span(&row, "busy")?;
+                    let open = Self::span(&row, "open_time")?;
+                    agent_time.insert((Timestamp::from_millis(bucket), QueueId::from(queue)), (busy, open));
+                }
+                Ok(report::assemble(range, items, overflows, agent_time))
+            }
+
             async fn close(&self) {
                 self.pool.close().await;
+            }
+        }
+
+        impl $store {
+            /// The interval, queue and channel a report query's row is about.
+            fn report_key(row: &<$db as sqlx::Database>::Row) -> Result<RowKey> {
+                let bucket: i64 = row.try_get("bucket").map_err(db_error)?;
+                let queue: String = row.try_get("queue_id").map_err(db_error)?;
+                let channel: String = row.try_get("channel").map_err(db_error)?;
+                Ok((Timestamp::from_millis(bucket), QueueId::from(queue), sql::channel_from_column(&channel)?))
+            }
+
+            /// A report query's count column.
+            fn count(row: &<$db as sqlx::Database>::Row, column: &str) -> Result<u64> {
+                let value: i64 = row.try_get(column).map_err(db_error)?;
+                Ok(u64::try_from(value).unwrap_or(0))
+            }
+
+            /// A report query's milliseconds column.
+            fn span(row: &<$db as sqlx::Database>::Row, column: &str) -> Result<std::time::Duration> {
+                let value: i64 = row.try_get(column).map_err(db_error)?;
+                Ok(report::millis(value))
             }
         }
     };
