@@ -695,21 +695,7 @@ async fn an_agent_whose_heartbeats_stop_is_signed_out() {
 #[tokio::test]
 async fn a_transfer_queues_a_new_segment_of_the_same_interaction() {
     for backend in common::backends().await {
-        let sales = pb::Queue {
-            id: "sales".into(),
-            ..support_queue()
-        };
-        let bob = pb::Agent {
-            queues: vec!["sales".into()],
-            ..agent("bob", 3)
-        };
-        let config = ServeConfig::ephemeral(&backend.url);
-        let centre = Centre::start_with(
-            config,
-            vec![support_queue(), sales],
-            vec![agent("alice", 3), bob],
-        )
-        .await;
+        let centre = Centre::start_with_sales(&backend, vec![agent("alice", 3)]).await;
         let mut bridge = centre.bridge().await;
         let mut alice = centre.agent("alice").await;
         let mut bob = centre.agent("bob").await;

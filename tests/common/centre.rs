@@ -43,6 +43,21 @@ pub fn support_queue() -> pb::Queue {
 }
 
 impl Centre {
+    /// Starts the centre on `backend` with queue `support`, its agents
+    /// `agents`, and a second queue `sales` (like `support`) served by Bob.
+    pub async fn start_with_sales(backend: &Backend, mut agents: Vec<pb::Agent>) -> Self {
+        let sales = pb::Queue {
+            id: "sales".into(),
+            ..support_queue()
+        };
+        agents.push(pb::Agent {
+            queues: vec!["sales".into()],
+            ..agent("bob", 3)
+        });
+        let config = ServeConfig::ephemeral(&backend.url);
+        Self::start_with(config, vec![support_queue(), sales], agents).await
+    }
+
     /// Starts the centre on `backend` with one queue.
     pub async fn start(backend: &Backend, queue: pb::Queue, agents: Vec<pb::Agent>) -> Self {
         Self::start_with(ServeConfig::ephemeral(&backend.url), vec![queue], agents).await
