@@ -18,7 +18,10 @@
 //! - [`metrics`]: the Prometheus registry and its `/metrics` endpoint.
 //! - [`server`]: `switchboard serve`, wiring it all together with health,
 //!   reflection and ordered shutdown; [`config`] holds its options.
+//! - [`cli`]: the supervisors' subcommands (`apply`, `top`, `report`, …),
+//!   gRPC clients of a running server.
 
+pub mod cli;
 pub mod config;
 pub mod domain;
 pub mod engine;

@@ -3,6 +3,7 @@
 
 use clap::{Parser, Subcommand};
 use std::io::IsTerminal;
+use switchboard::cli::{self, ClientOptions};
 use switchboard::config::ServeConfig;
 use switchboard::server::{self, Listeners};
 use tracing_subscriber::EnvFilter;
@@ -14,6 +15,9 @@ struct Cli {
     /// What to do.
     #[command(subcommand)]
     command: Command,
+    /// How supervisor commands reach the server and print.
+    #[command(flatten)]
+    client: ClientOptions,
 }
 
 /// The subcommands.
@@ -21,6 +25,9 @@ struct Cli {
 enum Command {
     /// Runs the server: gRPC API, metrics endpoint and routing.
     Serve(ServeConfig),
+    /// Supervisor commands: clients of a running server.
+    #[command(flatten)]
+    Supervise(cli::Command),
 }
 
 /// Completes on SIGINT or SIGTERM.
@@ -65,6 +72,15 @@ async fn main() -> std::process::ExitCode {
             Ok(listeners) => server::run(config, listeners, shutdown_signal()).await,
             Err(error) => Err(error),
         },
+        Command::Supervise(command) => {
+            return match cli::run(&cli.client, command).await {
+                Ok(()) => std::process::ExitCode::SUCCESS,
+                Err(error) => {
+                    eprintln!("switchboard: {error}");
+                    std::process::ExitCode::FAILURE
+                }
+            };
+        }
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
