@@ -38,16 +38,25 @@ pub fn sqlite() -> Backend {
     }
 }
 
+/// Notes that a test is skipped because `missing`; in CI (`CI` set), where
+/// nothing is ever skipped, fails instead.
+pub fn skipped_outside_ci(missing: &str, consequence: &str) {
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "{missing} in CI, where no test is skipped: run scripts/test"
+    );
+    eprintln!("warning: {missing}; {consequence}");
+}
+
 /// A fresh schema in the PostgreSQL database named by
 /// `SWITCHBOARD_TEST_POSTGRES_URL`, or `None` when it is not set. In CI
 /// (`CI` set) a missing variable is a failure, never a silent skip.
 pub async fn postgres() -> Option<Backend> {
     let Ok(base) = std::env::var(POSTGRES_ENV) else {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "{POSTGRES_ENV} must be set in CI: PostgreSQL tests are never skipped there"
+        skipped_outside_ci(
+            &format!("{POSTGRES_ENV} is not set"),
+            "PostgreSQL is not tested in this run",
         );
-        eprintln!("note: {POSTGRES_ENV} is not set; PostgreSQL is not tested in this run");
         return None;
     };
     let schema = format!("t_{}", uuid::Uuid::new_v4().simple());
