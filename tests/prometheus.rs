@@ -507,6 +507,7 @@ async fn every_panel_and_alert_rule_returns_data_from_a_real_prometheus() {
     else {
         return;
     };
+    promtool(&promtool_bin, &["check", "config", "prometheus.yml"], None).await;
     promtool(&promtool_bin, &["check", "rules", "alerts.yml"], None).await;
     promtool(&promtool_bin, &["test", "rules", "alerts.test.yml"], None).await;
 
