@@ -6,24 +6,14 @@ mod common;
 use common::TestServer;
 use common::sessions::{AgentClient, BridgeClient, interaction_request};
 use switchboard::proto::v1 as pb;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// Fetches `/metrics` with a plain HTTP/1.0 request.
 async fn scrape(server: &TestServer) -> String {
-    let mut stream = tokio::net::TcpStream::connect(server.metrics_addr)
+    let (status, body) = common::http_get(server.metrics_addr, "/metrics")
         .await
         .expect("the metrics port answers");
-    stream
-        .write_all(b"GET /metrics HTTP/1.0\r\nHost: localhost\r\n\r\n")
-        .await
-        .unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).await.unwrap();
-    assert!(
-        response.starts_with("HTTP/1.0 200") || response.starts_with("HTTP/1.1 200"),
-        "{response}"
-    );
-    response
+    assert_eq!(status, 200, "{body}");
+    body
 }
 
 /// The value of the sample whose name and labels start as `series` says.
@@ -144,6 +134,14 @@ async fn traffic_moves_the_service_level_families() {
             &format!("switchboard_service_level_threshold_seconds{support}")
         ),
         20.0
+    );
+    assert_eq!(
+        sample(
+            &text,
+            r#"switchboard_answered_within_threshold_total{channel="chat",queue="support"}"#
+        ),
+        0.0,
+        "a configured queue's outcome counters start at zero, untouched channels too"
     );
     assert!(sample(&text, "switchboard_store_batch_records_count") >= 1.0);
     assert!(sample(&text, "switchboard_routing_decision_seconds_count") >= 3.0);

@@ -54,6 +54,7 @@ pub struct RoutingMetrics {
     waiting: IntGaugeVec,
     oldest_wait: GaugeVec,
     estimated_wait: GaugeVec,
+    agents_signed_in: IntGaugeVec,
     threshold: GaugeVec,
     target: GaugeVec,
     agents: IntGaugeVec,
@@ -107,6 +108,14 @@ impl RoutingMetrics {
             &qc_labels,
         )?;
         registry.register(Box::new(waiting.clone()))?;
+        let agents_signed_in = IntGaugeVec::new(
+            Opts::new(
+                "switchboard_agents_signed_in",
+                "Members of the queue signed in with capacity on the channel who meet some routing step.",
+            ),
+            &qc_labels,
+        )?;
+        registry.register(Box::new(agents_signed_in.clone()))?;
         let agents = IntGaugeVec::new(
             Opts::new("switchboard_agents", "Agents by routing state."),
             &["state"],
@@ -213,6 +222,7 @@ impl RoutingMetrics {
                 "Estimated wait for a new arrival.",
                 &qc_labels,
             )?,
+            agents_signed_in,
             threshold: gauge(
                 "switchboard_service_level_threshold_seconds",
                 "The queue's service-level threshold.",
@@ -234,13 +244,25 @@ impl RoutingMetrics {
         Ok(metrics)
     }
 
-    /// Takes a queue's thresholds and target into account.
+    /// Takes a queue's thresholds and target into account, and starts its
+    /// outcome counters at zero: a service level whose numerator series did
+    /// not exist yet (nothing answered within T) would be missing from PromQL
+    /// rather than 0, and its alert would stay silent.
     pub fn set_queue(&mut self, queue: &Queue) {
         for channel in Channel::ALL {
+            let labels = qc(&queue.id, channel);
             let threshold = f64::from(queue.sl_thresholds.get(channel));
-            self.threshold
-                .with_label_values(&qc(&queue.id, channel))
-                .set(threshold);
+            self.threshold.with_label_values(&labels).set(threshold);
+            for counter in [
+                &self.arrivals,
+                &self.answered,
+                &self.answered_within,
+                &self.abandoned,
+                &self.abandoned_within,
+                &self.abandoned_short,
+            ] {
+                counter.with_label_values(&labels);
+            }
         }
         self.target
             .with_label_values(&[queue.id.as_str()])
@@ -255,6 +277,7 @@ impl RoutingMetrics {
             let _ = self.waiting.remove_label_values(&labels);
             let _ = self.oldest_wait.remove_label_values(&labels);
             let _ = self.estimated_wait.remove_label_values(&labels);
+            let _ = self.agents_signed_in.remove_label_values(&labels);
         }
         let _ = self.target.remove_label_values(&[queue.as_str()]);
     }
@@ -373,6 +396,9 @@ impl RoutingMetrics {
                 self.oldest_wait.with_label_values(&labels).set(oldest);
                 let estimate = snapshot.estimated_wait.unwrap_or_default().as_secs_f64();
                 self.estimated_wait.with_label_values(&labels).set(estimate);
+                self.agents_signed_in
+                    .with_label_values(&labels)
+                    .set(i64::from(snapshot.agents_signed_in));
             }
         }
         let mut states = [0_i64; STATES.len()];

@@ -38,16 +38,25 @@ pub fn sqlite() -> Backend {
     }
 }
 
+/// Notes that a test is skipped because `missing`; in CI (`CI` set), where
+/// nothing is ever skipped, fails instead.
+pub fn skipped_outside_ci(missing: &str, consequence: &str) {
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "{missing} in CI, where no test is skipped: run scripts/test"
+    );
+    eprintln!("warning: {missing}; {consequence}");
+}
+
 /// A fresh schema in the PostgreSQL database named by
 /// `SWITCHBOARD_TEST_POSTGRES_URL`, or `None` when it is not set. In CI
 /// (`CI` set) a missing variable is a failure, never a silent skip.
 pub async fn postgres() -> Option<Backend> {
     let Ok(base) = std::env::var(POSTGRES_ENV) else {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "{POSTGRES_ENV} must be set in CI: PostgreSQL tests are never skipped there"
+        skipped_outside_ci(
+            &format!("{POSTGRES_ENV} is not set"),
+            "PostgreSQL is not tested in this run",
         );
-        eprintln!("note: {POSTGRES_ENV} is not set; PostgreSQL is not tested in this run");
         return None;
     };
     let schema = format!("t_{}", uuid::Uuid::new_v4().simple());
@@ -296,6 +305,26 @@ impl ChildServer {
     pub async fn channel(&self) -> Channel {
         connect(self.grpc_addr).await
     }
+}
+
+/// Sends `GET path` over HTTP/1.0 to `addr` and returns the status code and
+/// the body; an error when the connection is refused or breaks.
+pub async fn http_get(addr: SocketAddr, path: &str) -> std::io::Result<(u16, String)> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr).await?;
+    let request = format!("GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n");
+    stream.write_all(request.as_bytes()).await?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await?;
+    let (head, body) = response
+        .split_once("\r\n\r\n")
+        .ok_or_else(|| std::io::Error::other("a response without a blank line after its head"))?;
+    let status = head
+        .split(' ')
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .ok_or_else(|| std::io::Error::other("a response without a status code"))?;
+    Ok((status, body.to_string()))
 }
 
 /// A gRPC channel to a server listening on `addr`.
