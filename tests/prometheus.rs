@@ -4,7 +4,8 @@
 //! panel expression, template variable, documented query and alert rule must
 //! return data. The scrape passes `promtool check metrics`, the rules pass
 //! `promtool check rules` and their unit tests, and the service level the
-//! overview dashboard computes is the one the scripted traffic implies.
+//! overview dashboard computes is the one the scripted traffic implies and
+//! the one the interval report computes from the database.
 
 mod common;
 
@@ -732,12 +733,43 @@ async fn every_panel_and_alert_rule_returns_data_from_a_real_prometheus() {
         "service level {computed}, expected 0.25"
     );
 
-    // ┌─ PENDING: the interval report ──────────────────────────────────────┐
-    // │ When SupervisorService's interval report RPC lands, fetch the report │
-    // │ for queue support, channel voice, over this test's interval, and     │
-    // │ assert its service level equals `computed` (the figure Prometheus    │
-    // │ computes from the dashboards' expression).                           │
-    // └──────────────────────────────────────────────────────────────────────┘
+    // The interval report, computed in SQL from the database, must agree
+    // with what Prometheus computes from the counters.
+    let now = chrono::Utc::now().timestamp();
+    let request = pb::GetIntervalReportRequest {
+        from: Some(prost_types::Timestamp {
+            seconds: now - 86_400,
+            nanos: 0,
+        }),
+        to: Some(prost_types::Timestamp {
+            seconds: now + 86_400,
+            nanos: 0,
+        }),
+        interval: pb::ReportInterval::Day.into(),
+        queue_ids: vec!["support".into()],
+    };
+    let rows = server
+        .supervisor()
+        .await
+        .get_interval_report(request)
+        .await
+        .expect("the interval report")
+        .into_inner()
+        .rows;
+    // Sum the days in case the test straddles midnight UTC.
+    let (mut within, mut counted) = (0, 0);
+    for row in rows
+        .iter()
+        .filter(|row| row.channel == pb::Channel::Voice as i32)
+    {
+        within += row.answered_within_threshold;
+        counted += row.answered + row.abandoned - row.abandoned_within_threshold;
+    }
+    let reported = within as f64 / counted as f64;
+    assert!(
+        (reported - computed).abs() < 1e-9,
+        "the report says {reported}, Prometheus {computed}: {rows:?}"
+    );
 
     drop((alice, bridge));
     drop(prometheus);
