@@ -1,7 +1,9 @@
 //! `switchboard serve`: the gRPC API (with health and reflection) and the
-//! metrics endpoint, started together and stopped in order: the gRPC front
-//! end drains first (sessions are told to go away), then the writer flushes
-//! every queued record, then the metrics endpoint stops and the store closes.
+//! metrics endpoint, started together and stopped in order: health turns
+//! NOT_SERVING and the gRPC front end drains first (sessions are told to go
+//! away), then the writer flushes every queued record, then the metrics
+//! endpoint stops and the store closes. Health also says NOT_SERVING while
+//! the database does not answer.
 
 use crate::config::ServeConfig;
 use crate::error::{Error, Result};
@@ -19,6 +21,8 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio_stream::wrappers::TcpListenerStream;
+use tonic_health::ServingStatus;
+use tonic_health::server::HealthReporter;
 
 /// Bound listeners, so callers (and tests on port 0) know the addresses before serving.
 pub struct Listeners {
@@ -42,6 +46,39 @@ async fn bind(addr: SocketAddr, field: &str) -> Result<TcpListener> {
     TcpListener::bind(addr)
         .await
         .map_err(|error| Error::invalid(field, format!("cannot listen on {addr}: {error}")))
+}
+
+/// The name of every service health reports on; "" is the server as a whole.
+const HEALTH_SERVICES: [&str; 5] = [
+    "",
+    <SupervisorServiceServer<Supervisor> as tonic::server::NamedService>::NAME,
+    <BridgeServiceServer<Bridge> as tonic::server::NamedService>::NAME,
+    <AgentServiceServer<Agents> as tonic::server::NamedService>::NAME,
+    <PresenceServiceServer<PresenceFeed> as tonic::server::NamedService>::NAME,
+];
+
+/// Sets every service's health status.
+async fn set_health(reporter: &HealthReporter, status: ServingStatus) {
+    for service in HEALTH_SERVICES {
+        reporter.set_service_status(service, status).await;
+    }
+}
+
+/// Keeps health in step with the store: SERVING while the database answers,
+/// NOT_SERVING while it does not (routing from memory goes on, but nothing
+/// new can be accepted durably). Ends when the writer does.
+async fn follow_store_health(reporter: HealthReporter, mut available: watch::Receiver<bool>) {
+    loop {
+        let status = if *available.borrow_and_update() {
+            ServingStatus::Serving
+        } else {
+            ServingStatus::NotServing
+        };
+        set_health(&reporter, status).await;
+        if available.changed().await.is_err() {
+            return;
+        }
+    }
 }
 
 /// Runs the server until `shutdown` completes.
@@ -79,18 +116,10 @@ pub async fn run(
         .map_err(|_| Error::Internal)?;
 
     let (health_reporter, health_service) = tonic_health::server::health_reporter();
-    health_reporter
-        .set_serving::<SupervisorServiceServer<Supervisor>>()
-        .await;
-    health_reporter
-        .set_serving::<BridgeServiceServer<Bridge>>()
-        .await;
-    health_reporter
-        .set_serving::<AgentServiceServer<Agents>>()
-        .await;
-    health_reporter
-        .set_serving::<PresenceServiceServer<PresenceFeed>>()
-        .await;
+    let health_task = tokio::spawn(follow_store_health(
+        health_reporter.clone(),
+        live.store_availability(),
+    ));
     let reflection_v1 = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(proto::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
@@ -131,6 +160,8 @@ pub async fn run(
         .serve_with_incoming_shutdown(TcpListenerStream::new(listeners.grpc), async {
             shutdown.await;
             tracing::info!("shutting down: no new requests; sessions are told to go away");
+            health_task.abort();
+            set_health(&health_reporter, ServingStatus::NotServing).await;
             live_tasks.stop_sessions();
         })
         .await;

@@ -167,6 +167,11 @@ impl Live {
         self.writer.is_behind() || !self.writer.is_available()
     }
 
+    /// Follows whether the database answers, for gRPC health.
+    pub fn store_availability(&self) -> watch::Receiver<bool> {
+        self.writer.availability()
+    }
+
     /// The live path's settings.
     pub fn config(&self) -> &LiveConfig {
         &self.config
@@ -199,6 +204,14 @@ impl Live {
     /// id, also across restarts (the store is asked first). Answers only once
     /// the work item is durably stored.
     pub async fn submit(&self, submission: Submission) -> Result<Submitted> {
+        // Refuse at once while the store cannot take writes: nothing is
+        // acknowledged that is not stored, and the bridge retries the same
+        // interaction id later (a submission is idempotent).
+        if self.store_degraded() {
+            return Err(Error::Unavailable(
+                "the store cannot take writes now; retry in a few seconds".into(),
+            ));
+        }
         if let Some(stored) = self
             .store
             .find_work_item(&submission.interaction_id)
@@ -212,11 +225,6 @@ impl Live {
                     reply,
                 })
                 .await;
-        }
-        if self.writer.is_behind() || !self.writer.is_available() {
-            return Err(Error::Unavailable(
-                "the store is behind; retry in a few seconds".into(),
-            ));
         }
         let (submitted, commit) = self
             .call(|reply| Op::Submit { submission, reply })

@@ -128,6 +128,9 @@ pub trait Store: Send + Sync + 'static {
         now: Timestamp,
     ) -> Result<Vec<IntervalRow>>;
 
+    /// Checks that the database answers: `Unavailable` when it does not.
+    async fn ping(&self) -> Result<()>;
+
     /// Closes the connection pool after in-flight queries finish.
     async fn close(&self);
 }
@@ -151,6 +154,10 @@ fn db_error(error: sqlx::Error) -> Error {
             sqlx::error::ErrorKind::ForeignKeyViolation => {
                 Error::FailedPrecondition("the object is still referred to".into())
             }
+            _ if cannot_write_now(db.as_ref()) => {
+                tracing::warn!(%error, "database unavailable");
+                Error::Unavailable("the database is unavailable, retry later".into())
+            }
             _ => {
                 tracing::error!(%error, "database error");
                 Error::Internal
@@ -168,6 +175,29 @@ fn db_error(error: sqlx::Error) -> Error {
             Error::Internal
         }
     }
+}
+
+/// True when the database refuses for a reason that passes: PostgreSQL's
+/// SQLSTATE classes 08 (connection), 53 (disk full, out of memory, too many
+/// connections), 57P01–57P03 (shutting down, starting) and 25006 (a read-only
+/// standby); SQLite's busy, locked, read-only, I/O error, full and
+/// cannot-open result codes. Records are then held and retried, never dropped.
+fn cannot_write_now(db: &dyn sqlx::error::DatabaseError) -> bool {
+    let Some(code) = db.code() else {
+        return false;
+    };
+    if db
+        .try_downcast_ref::<sqlx::postgres::PgDatabaseError>()
+        .is_some()
+    {
+        return code.starts_with("08")
+            || code.starts_with("53")
+            || matches!(code.as_ref(), "57P01" | "57P02" | "57P03" | "25006");
+    }
+    // SQLite reports its extended result code; the primary code is its low byte.
+    let primary = code.parse::<i32>().map(|extended| extended & 0xff);
+    // SQLITE_BUSY, SQLITE_LOCKED, SQLITE_READONLY, SQLITE_IOERR, SQLITE_FULL, SQLITE_CANTOPEN.
+    matches!(primary, Ok(5 | 6 | 8 | 10 | 13 | 14))
 }
 
 /// True when the error is a unique-constraint violation.

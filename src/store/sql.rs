@@ -1252,6 +1252,11 @@ macro_rules! impl_sql_store {
                 Ok(report::assemble(range, items, overflows, agent_time))
             }
 
+            async fn ping(&self) -> Result<()> {
+                sqlx::query("SELECT 1").execute(&self.pool).await.map_err(db_error)?;
+                Ok(())
+            }
+
             async fn close(&self) {
                 self.pool.close().await;
             }

@@ -7,14 +7,18 @@
 //! on it may give up and answer UNAVAILABLE, but their records stay queued
 //! and are committed when the database returns. A batch refused for another
 //! reason is split into its requests, so one bad request fails alone.
+//!
+//! The writer also knows whether the database answers: after every commit
+//! attempt, and by a ping when it has been idle for [`PROBE_INTERVAL`], so
+//! an outage is seen even when nothing is written ([`Writer::availability`]).
 
 use super::Store;
 use super::records::Record;
 use crate::error::{Error, Result};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 
 /// Tuning of the group-commit writer.
@@ -55,9 +59,21 @@ struct Request {
 pub struct Writer {
     requests: mpsc::UnboundedSender<Request>,
     pending: Arc<AtomicUsize>,
-    available: Arc<AtomicBool>,
+    /// Whether the database answered the last commit or ping.
+    available: watch::Receiver<bool>,
     max_pending: usize,
 }
+
+/// How long the writer may sit idle before it pings the database, so that an
+/// outage is noticed (and health turns NOT_SERVING) with nothing to write.
+pub const PROBE_INTERVAL: Duration = Duration::from_secs(1);
+
+/// How long the writer keeps retrying once the server is stopping and the
+/// database is still unavailable. Then it gives up, logging what it could
+/// not write, so that a stop always ends; acknowledged records were
+/// committed before their acknowledgement, and the next start rebuilds open
+/// items from what is stored.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
 /// The first retry delay while the database is unavailable.
 const FIRST_BACKOFF: Duration = Duration::from_millis(50);
@@ -74,14 +90,15 @@ impl Writer {
     ) -> (Writer, JoinHandle<()>) {
         let (requests, queue) = mpsc::unbounded_channel();
         let pending = Arc::new(AtomicUsize::new(0));
-        let available = Arc::new(AtomicBool::new(true));
+        let (availability, available) = watch::channel(true);
         let task = WriterTask {
             store,
             queue,
             pending: pending.clone(),
-            available: available.clone(),
+            availability,
             max_batch: config.max_batch.max(1),
             observer,
+            stopping_since: None,
         };
         let handle = tokio::spawn(task.run());
         let writer = Writer {
@@ -132,9 +149,15 @@ impl Writer {
         self.pending() > self.max_pending
     }
 
-    /// False while the last commit attempt found the database unavailable.
+    /// False while the last commit attempt or ping found the database unavailable.
     pub fn is_available(&self) -> bool {
-        self.available.load(Ordering::Relaxed)
+        *self.available.borrow()
+    }
+
+    /// Follows the database's availability as the writer sees it; the
+    /// sender closes when the writer task ends.
+    pub fn availability(&self) -> watch::Receiver<bool> {
+        self.available.clone()
     }
 }
 
@@ -143,14 +166,25 @@ struct WriterTask {
     store: Arc<dyn Store>,
     queue: mpsc::UnboundedReceiver<Request>,
     pending: Arc<AtomicUsize>,
-    available: Arc<AtomicBool>,
+    availability: watch::Sender<bool>,
     max_batch: usize,
     observer: Arc<dyn CommitObserver>,
+    /// When the writer first found the database unavailable after every
+    /// handle was dropped (the server stopping).
+    stopping_since: Option<Instant>,
 }
 
 impl WriterTask {
     async fn run(mut self) {
-        while let Some(first) = self.queue.recv().await {
+        loop {
+            let first = match tokio::time::timeout(PROBE_INTERVAL, self.queue.recv()).await {
+                Ok(Some(first)) => first,
+                Ok(None) => break,
+                Err(_idle) => {
+                    self.probe().await;
+                    continue;
+                }
+            };
             let mut batch = vec![first];
             let mut count = batch[0].records.len();
             while count < self.max_batch {
@@ -197,24 +231,56 @@ impl WriterTask {
         self.pending.fetch_sub(count, Ordering::Relaxed);
     }
 
-    /// Appends records, waiting out unavailability; returns other errors.
-    async fn append_until_available(&self, records: &[Record]) -> Result<()> {
+    /// Pings the database and records whether it answered.
+    async fn probe(&self) {
+        match self.store.ping().await {
+            Ok(()) => self.set_available(true, ""),
+            Err(Error::Unavailable(reason)) => self.set_available(false, &reason),
+            Err(error) => tracing::warn!(%error, "pinging the database failed"),
+        }
+    }
+
+    /// Records a change of the database's availability, once per change.
+    fn set_available(&self, available: bool, reason: &str) {
+        let changed = self.availability.send_if_modified(|was| {
+            let changed = *was != available;
+            *was = available;
+            changed
+        });
+        if !changed {
+            return;
+        }
+        if available {
+            tracing::info!("the database is available again");
+        } else {
+            tracing::warn!(%reason, "the database is unavailable; holding records");
+        }
+        self.observer.availability(available);
+    }
+
+    /// Appends records, waiting out unavailability (for at most
+    /// [`SHUTDOWN_GRACE`] once the server is stopping); returns other errors.
+    async fn append_until_available(&mut self, records: &[Record]) -> Result<()> {
         let mut backoff = FIRST_BACKOFF;
         loop {
             let started = Instant::now();
             match self.store.append(records).await {
                 Ok(()) => {
                     self.observer.committed(records.len(), started.elapsed());
-                    if !self.available.swap(true, Ordering::Relaxed) {
-                        tracing::info!("the database is available again");
-                        self.observer.availability(true);
-                    }
+                    self.set_available(true, "");
                     return Ok(());
                 }
                 Err(Error::Unavailable(reason)) => {
-                    if self.available.swap(false, Ordering::Relaxed) {
-                        tracing::warn!(%reason, "the database is unavailable; holding records");
-                        self.observer.availability(false);
+                    self.set_available(false, &reason);
+                    if self.queue.is_closed() {
+                        let since = *self.stopping_since.get_or_insert_with(Instant::now);
+                        if since.elapsed() >= SHUTDOWN_GRACE {
+                            tracing::error!(
+                                records = records.len(),
+                                "the database is still unavailable at shutdown; these records are not written"
+                            );
+                            return Err(Error::Unavailable(reason));
+                        }
                     }
                     tokio::time::sleep(backoff).await;
                     backoff = (backoff * 2).min(MAX_BACKOFF);
