@@ -13,6 +13,9 @@
 //! lengths and seeds are in `CASES_C` and `CASES_A`; the figures measured
 //! are printed (`cargo test --test sim_erlang -- --nocapture`).
 
+mod common;
+
+use common::scenarios::Mmn;
 use switchboard::sim::report::Row;
 use switchboard::sim::scenario::Scenario;
 use switchboard::sim::virtual_time;
@@ -28,40 +31,19 @@ struct Case {
     seed: u64,
 }
 
-/// The issue's scenario with `agents` agents, and patience if given.
+/// The issue's scenario for a case, with patience if given.
 fn scenario(case: &Case, patience_secs: Option<u32>) -> Scenario {
-    let patience = match patience_secs {
-        Some(mean) => format!("    patience: {{ distribution: exponential, mean_secs: {mean} }}\n"),
-        None => String::new(),
-    };
-    let text = format!(
-        "\
-centre:
-  queues:
-    - id: support
-  entry_points:
-    - address: sip:support@contoso.example
-      queue: support
-staff:
-  - agent: {{ id: agent, uc_address: sip:agent@contoso.example, queues: [support] }}
-    count: {agents}
-traffic:
-  - entry_point: sip:support@contoso.example
-    channel: voice
-    calls_per_interval: [100]
-    handle: {{ distribution: exponential, mean_secs: 180 }}
-{patience}run:
-  duration_secs: {duration}
-  warmup_secs: {WARMUP_SECS}
-  replications: {replications}
-  seed: {seed}
-",
-        agents = case.agents,
-        duration = case.hours * 3600,
-        replications = case.replications,
-        seed = case.seed,
-    );
-    Scenario::from_yaml(&text).expect("the test scenario is valid")
+    Mmn {
+        agents: case.agents,
+        calls_per_half_hour: 100,
+        handle_secs: 180,
+        patience_secs,
+        duration_secs: case.hours * 3600,
+        warmup_secs: WARMUP_SECS,
+        replications: case.replications,
+        seed: case.seed,
+    }
+    .scenario()
 }
 
 /// Runs a case and returns its one row, with the model it was compared to.

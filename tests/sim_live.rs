@@ -5,38 +5,28 @@
 
 mod common;
 
+use common::scenarios::Mmn;
 use common::{TestServer, sqlite};
 use serde_json::Value;
 use std::time::Duration;
 use switchboard::sim::command::live_run;
-use switchboard::sim::scenario::Scenario;
-
-/// 8 agents, 600 calls an hour of 30 s each (A = 5 Erlang), 15 minutes.
-const SCENARIO: &str = "\
-centre:
-  queues:
-    - id: support
-  entry_points:
-    - address: sip:support@contoso.example
-      queue: support
-staff:
-  - agent: { id: agent, uc_address: sip:agent@contoso.example, queues: [support] }
-    count: 8
-traffic:
-  - entry_point: sip:support@contoso.example
-    channel: voice
-    calls_per_interval: [300]
-    handle: { distribution: exponential, mean_secs: 30 }
-run:
-  duration_secs: 900
-  seed: 42
-";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_live_run_matches_erlang_c_coarsely() {
     let backend = sqlite();
     let server = TestServer::start(&backend.url).await;
-    let scenario = Scenario::from_yaml(SCENARIO).expect("the scenario is valid");
+    // 8 agents, 600 calls an hour of 30 s each (A = 5 Erlang), 15 minutes.
+    let scenario = Mmn {
+        agents: 8,
+        calls_per_half_hour: 300,
+        handle_secs: 30,
+        patience_secs: None,
+        duration_secs: 900,
+        warmup_secs: 0,
+        replications: 1,
+        seed: 42,
+    }
+    .scenario();
     let url = format!("http://{}", server.grpc_addr);
     let report = tokio::time::timeout(Duration::from_secs(90), live_run(&scenario, &url, 60.0))
         .await
@@ -115,4 +105,37 @@ async fn the_demo_answers_calls_and_exits() {
         "{queues:?}"
     );
     assert!(stderr.contains("/metrics"), "where to look next: {stderr}");
+}
+
+#[tokio::test]
+async fn the_calculator_prints_erlang_c_and_the_staff_needed() {
+    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_switchboard"))
+        .args([
+            "--json",
+            "erlang",
+            "--arrival-rate",
+            "200",
+            "--aht",
+            "180",
+            "--agents",
+            "12",
+            "--target",
+            "20",
+            "--target-sl",
+            "0.8",
+        ])
+        .output()
+        .await
+        .expect("the calculator runs");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let answer: Value = serde_json::from_slice(&output.stdout).expect("JSON");
+    assert_eq!(answer["agents_needed"], 14, "{answer:#}");
+    let p_wait = answer["prediction"]["p_wait"].as_f64().expect("p_wait");
+    assert!((p_wait - 0.4493882).abs() < 5e-7, "{answer:#}");
+    let service_level = answer["prediction"]["service_level"].as_f64().expect("sl");
+    assert!((service_level - 0.640158).abs() < 5e-7, "{answer:#}");
 }
