@@ -38,7 +38,7 @@ use tonic::transport::{Channel as GrpcChannel, Endpoint};
 pub const LATENCY_ALLOWANCE: Duration = Duration::from_millis(50);
 
 /// Longest real time to wait, after the last arrival, for the items in
-/// progress to be answered or abandoned.
+/// progress to be answered or abandoned, and ended.
 const DRAIN: Duration = Duration::from_secs(30);
 
 /// How often agents' sessions send a heartbeat.
@@ -296,7 +296,9 @@ pub async fn run(
         )));
     }
 
-    // Arrivals until the end, then a drain until every counted item has its outcome.
+    // Arrivals until the end, then a drain until every counted item has its
+    // outcome and its end, so that waits and handle times are not biased
+    // towards the short ones.
     let mut ticker = tokio::time::interval(Duration::from_millis(500));
     let drain_until = plan.start + plan.end + DRAIN;
     loop {
@@ -304,8 +306,9 @@ pub async fn run(
         let (snapshot, counted_waiting) = match floor.lock() {
             Ok(mut floor) => {
                 floor.progress.simulated_secs = plan.simulated(plan.start.elapsed());
-                let counted = floor.waiting.values().filter(|p| p.counted).count();
-                (floor.progress, counted)
+                let waiting = floor.waiting.values().filter(|p| p.counted).count();
+                let connected = floor.connected.values().filter(|p| p.counted).count();
+                (floor.progress, waiting + connected)
             }
             Err(_) => break,
         };

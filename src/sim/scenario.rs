@@ -41,10 +41,10 @@ pub struct StaffGroup {
     /// When the group works; the whole run when left out.
     pub shift: Option<Shift>,
     /// Chance that an agent declines an offer.
-    #[serde(default, deserialize_with = "probability")]
+    #[serde(default)]
     pub decline_probability: f64,
     /// Chance that an agent lets an offer ring until it times out.
-    #[serde(default, deserialize_with = "probability")]
+    #[serde(default)]
     pub no_answer_probability: f64,
     /// Seconds from offer to accept or decline (0: at once, as queueing theory assumes).
     #[serde(default)]
@@ -94,18 +94,6 @@ pub struct Habits {
     pub no_answer_probability: f64,
     /// Seconds from offer to answer.
     pub answer_delay_secs: f64,
-}
-
-/// Reads a probability, refusing anything outside 0–1.
-fn probability<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<f64, D::Error> {
-    let value = f64::deserialize(deserializer)?;
-    if (0.0..=1.0).contains(&value) {
-        Ok(value)
-    } else {
-        Err(serde::de::Error::custom(format!(
-            "a probability must be between 0 and 1, got {value}"
-        )))
-    }
 }
 
 /// One arrival stream: Poisson with a rate per interval.
@@ -409,6 +397,29 @@ impl Scenario {
                 }
             }
         }
+        for (i, group) in self.staff.iter().enumerate() {
+            let delay = group.answer_delay_secs;
+            if !(delay.is_finite() && delay >= 0.0) {
+                return Err(format!(
+                    "staff[{i}].answer_delay_secs: must be zero or more seconds, got {delay}"
+                ));
+            }
+            for (field, value) in [
+                ("decline_probability", group.decline_probability),
+                ("no_answer_probability", group.no_answer_probability),
+            ] {
+                if !(0.0..=1.0).contains(&value) {
+                    return Err(format!(
+                        "staff[{i}].{field}: must be between 0 and 1, got {value}"
+                    ));
+                }
+            }
+            if group.decline_probability + group.no_answer_probability > 1.0 {
+                return Err(format!(
+                    "staff[{i}]: decline_probability and no_answer_probability add up to more than 1"
+                ));
+            }
+        }
         if self.run.replications == 0 {
             return Err("run.replications: must be at least 1".into());
         }
@@ -550,10 +561,16 @@ run:
                 && error.contains("between 0 and 1, got 2"),
             "{error}"
         );
+        let text = SCENARIO.replace("count: 3", "count: 3\n    answer_delay_secs: -1");
+        let error = Scenario::from_yaml(&text).unwrap_err();
+        assert!(
+            error.starts_with("staff[0].answer_delay_secs: must be zero or more"),
+            "{error}"
+        );
         let text = SCENARIO.replace("channel: voice", "channel: fax");
         let error = Scenario::from_yaml(&text).unwrap_err();
         assert!(
-            error.contains("traffic[0].channel") && error.contains("line 14"),
+            error.contains("traffic[0].channel") && error.contains("line 13"),
             "{error}"
         );
     }
