@@ -20,6 +20,9 @@
 //!   reflection and ordered shutdown; [`config`] holds its options.
 //! - [`cli`]: the supervisors' subcommands (`apply`, `top`, `report`, …),
 //!   gRPC clients of a running server.
+//! - [`sim`]: the traffic simulator (virtual time against the engine, live
+//!   against a server over gRPC), `switchboard demo`, and the Erlang C / A
+//!   staffing calculator that is also the simulator's oracle.
 
 pub mod cli;
 pub mod config;
@@ -31,4 +34,5 @@ pub mod live;
 pub mod metrics;
 pub mod proto;
 pub mod server;
+pub mod sim;
 pub mod store;

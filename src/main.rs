@@ -28,6 +28,9 @@ enum Command {
     /// Supervisor commands: clients of a running server.
     #[command(flatten)]
     Supervise(cli::Command),
+    /// The simulator, the demo and the staffing calculator.
+    #[command(flatten)]
+    Simulate(switchboard::sim::Command),
 }
 
 /// Completes on SIGINT or SIGTERM.
@@ -72,6 +75,15 @@ async fn main() -> std::process::ExitCode {
             Ok(listeners) => server::run(config, listeners, shutdown_signal()).await,
             Err(error) => Err(error),
         },
+        Command::Simulate(command) => {
+            return match switchboard::sim::run(command, &cli.client).await {
+                Ok(()) => std::process::ExitCode::SUCCESS,
+                Err(error) => {
+                    eprintln!("switchboard: {error}");
+                    std::process::ExitCode::FAILURE
+                }
+            };
+        }
         Command::Supervise(command) => {
             return match cli::run(&cli.client, command).await {
                 Ok(()) => std::process::ExitCode::SUCCESS,

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod centre;
+pub mod scenarios;
 pub mod sessions;
 
 use std::net::SocketAddr;
