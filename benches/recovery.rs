@@ -1,0 +1,136 @@
+//! Recovery benchmark: how long a start takes with 100,000 open work items
+//! in the store, from opening the database to a router ready to route
+//! (configuration and open items loaded, the engine rebuilt). SQLite always;
+//! PostgreSQL too when `SWITCHBOARD_BENCH_POSTGRES_URL` names a database (a
+//! fresh schema is made in it, and dropped afterwards).
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use std::sync::Arc;
+use std::time::Duration;
+use switchboard::domain::{Channel, Queue, Timestamp, WorkItemId};
+use switchboard::live::{Live, LiveConfig};
+use switchboard::metrics::{self, StoreMetrics};
+use switchboard::store::records::{EventKind, Record, WorkItemEvent, WorkItemRecord};
+use switchboard::store::{self, Actor};
+
+/// Open work items in the store.
+const OPEN_ITEMS: usize = 100_000;
+
+/// Fills an empty store with a queue and [`OPEN_ITEMS`] waiting items.
+async fn seed(url: &str) {
+    let store = store::connect(url).await.expect("the store opens");
+    let by = Actor {
+        name: "bench".into(),
+        at: Timestamp::from_millis(1),
+    };
+    store
+        .create_queue(&Queue::new("support".into()), &by)
+        .await
+        .expect("the queue is created");
+    let mut records = Vec::with_capacity(10_000);
+    for n in 0..OPEN_ITEMS {
+        let at = Timestamp::from_millis(1_000 + n as i64);
+        let item = WorkItemRecord {
+            id: WorkItemId::new(),
+            interaction_id: format!("call-{n}").into(),
+            segment: 0,
+            channel: Channel::Voice,
+            from_address: format!("sip:consumer-{n}@consumer.example"),
+            to_address: "sip:support@contoso.example".into(),
+            display_name: "Jane Consumer".into(),
+            entry_point: Some("sip:support@contoso.example".into()),
+            language: Some("en".into()),
+            attributes: [(
+                "page_url".to_string(),
+                "https://contoso.example/help".to_string(),
+            )]
+            .into(),
+            required_skills: Vec::new(),
+            priority: 0,
+            is_transfer: false,
+            queue: "support".into(),
+            arrived_at: at,
+            enqueued_at: at,
+        };
+        let queued = WorkItemEvent {
+            work_item: item.id,
+            at,
+            kind: EventKind::Queued,
+            queue: item.queue.clone(),
+            agent: None,
+            priority: Some(0),
+            detail: "{}".into(),
+        };
+        records.push(Record::Created(item));
+        records.push(Record::Event(queued));
+        if records.len() >= 10_000 {
+            store.append(&records).await.expect("the batch commits");
+            records.clear();
+        }
+    }
+    store.append(&records).await.expect("the batch commits");
+    store.close().await;
+}
+
+/// One start: open the store, load everything, rebuild the engine; then stop.
+async fn recover(url: &str) {
+    let store = store::connect(url).await.expect("the store opens");
+    let registry = metrics::registry();
+    let observer = Arc::new(StoreMetrics::register(&registry).expect("fresh registry"));
+    let (live, tasks) = Live::start(store.clone(), LiveConfig::default(), observer, &registry)
+        .await
+        .expect("recovery succeeds");
+    let open = live.open_interactions().await.expect("the router answers");
+    assert_eq!(open.len(), OPEN_ITEMS, "every open item is recovered");
+    drop(live);
+    tasks.join().await;
+    store.close().await;
+}
+
+fn recovery(c: &mut Criterion) {
+    let runtime = tokio::runtime::Runtime::new().expect("a runtime");
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let mut targets = vec![(
+        "sqlite",
+        format!("sqlite://{}", dir.path().join("recovery.db").display()),
+    )];
+    let postgres = std::env::var("SWITCHBOARD_BENCH_POSTGRES_URL").ok();
+    let schema = format!("bench_{}", uuid::Uuid::new_v4().simple());
+    if let Some(base) = &postgres {
+        runtime.block_on(postgres_schema(base, &format!("CREATE SCHEMA {schema}")));
+        let separator = if base.contains('?') { '&' } else { '?' };
+        let url = format!("{base}{separator}options=-c%20search_path%3D{schema}");
+        targets.push(("postgres", url));
+    }
+    let mut group = c.benchmark_group("recovery");
+    group.sample_size(10);
+    group.measurement_time(Duration::from_secs(30));
+    for (name, url) in targets {
+        runtime.block_on(seed(&url));
+        group.bench_function(format!("{name}_100k_open_items"), |b| {
+            b.iter(|| runtime.block_on(recover(&url)));
+        });
+    }
+    group.finish();
+    if let Some(base) = &postgres {
+        runtime.block_on(postgres_schema(
+            base,
+            &format!("DROP SCHEMA {schema} CASCADE"),
+        ));
+    }
+}
+
+/// Runs one schema statement on the PostgreSQL server.
+async fn postgres_schema(base: &str, statement: &str) {
+    let pool = sqlx::PgPool::connect(base)
+        .await
+        .expect("the PostgreSQL server answers");
+    sqlx::raw_sql(sqlx::AssertSqlSafe(statement.to_string()))
+        .execute(&pool)
+        .await
+        .expect("the schema statement runs");
+    pool.close().await;
+}
+
+criterion_group!(benches, recovery);
+criterion_main!(benches);
