@@ -914,13 +914,7 @@ async fn open_work_items_are_recovered_after_a_crash() {
             ]
         );
         assert!(
-            lifecycles[1].starts_with(&[
-                K::Queued,
-                K::Offered,
-                K::OfferRescinded,
-                K::Queued,
-                K::Offered
-            ]),
+            lifecycles[1].starts_with(&[K::Queued, K::Offered, K::OfferRescinded, K::Offered]),
             "{:?}",
             lifecycles[1]
         );

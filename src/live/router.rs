@@ -614,7 +614,14 @@ impl Router {
         let applied = self
             .engine
             .apply_into(Command::Submit(new), now, &mut self.effects);
-        self.dispatch(now, records);
+        let mut produced = Vec::new();
+        self.dispatch(now, &mut produced);
+        // The item is back in the line it is stored in: its "queued" event is
+        // already recorded, and a restart must not record it again.
+        produced.retain(|record| {
+            !matches!(record, Record::Event(event) if event.work_item == item && event.kind == EventKind::Queued)
+        });
+        records.append(&mut produced);
         if applied.is_err() {
             self.close(item);
         }
