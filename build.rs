@@ -1,5 +1,6 @@
 //! Compiles the gRPC contract in `proto/` with protox (no `protoc` needed) and
-//! writes the descriptor set used by server reflection.
+//! writes the descriptor set used by server reflection; compiles the
+//! benchmark's echo service beside it.
 
 use prost::Message;
 use std::path::PathBuf;
@@ -24,5 +25,16 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .build_client(true)
         .build_server(true)
         .compile_fds(descriptors)?;
+    // The benchmark's echo service is compiled on its own, so that it is
+    // neither in the contract's descriptor set nor served by reflection.
+    let mut bench = protox::compile(["proto/bench/v1/echo.proto"], ["proto"])?;
+    bench
+        .file
+        .retain(|file| file.package() == "switchboard.bench.v1");
+    tonic_prost_build::configure()
+        .build_client(true)
+        .build_server(true)
+        .extern_path(".switchboard.v1", "crate::proto::v1")
+        .compile_fds(bench)?;
     Ok(())
 }

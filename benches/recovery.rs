@@ -7,10 +7,10 @@
 use criterion::{Criterion, criterion_group, criterion_main};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use switchboard::domain::{Channel, Queue, Timestamp, WorkItemId};
+use switchboard::bench::ceiling::submission;
+use switchboard::domain::{Queue, Timestamp};
 use switchboard::live::{Live, LiveConfig};
 use switchboard::metrics::{self, StoreMetrics};
-use switchboard::store::records::{EventKind, Record, WorkItemEvent, WorkItemRecord};
 use switchboard::store::{self, Actor};
 
 /// Open work items in the store.
@@ -30,39 +30,7 @@ async fn seed(url: &str) {
     let mut records = Vec::with_capacity(10_000);
     for n in 0..OPEN_ITEMS {
         let at = Timestamp::from_millis(1_000 + n as i64);
-        let item = WorkItemRecord {
-            id: WorkItemId::new(),
-            interaction_id: format!("call-{n}").into(),
-            segment: 0,
-            channel: Channel::Voice,
-            from_address: format!("sip:consumer-{n}@consumer.example"),
-            to_address: "sip:support@contoso.example".into(),
-            display_name: "Jane Consumer".into(),
-            entry_point: Some("sip:support@contoso.example".into()),
-            language: Some("en".into()),
-            attributes: [(
-                "page_url".to_string(),
-                "https://contoso.example/help".to_string(),
-            )]
-            .into(),
-            required_skills: Vec::new(),
-            priority: 0,
-            is_transfer: false,
-            queue: "support".into(),
-            arrived_at: at,
-            enqueued_at: at,
-        };
-        let queued = WorkItemEvent {
-            work_item: item.id,
-            at,
-            kind: EventKind::Queued,
-            queue: item.queue.clone(),
-            agent: None,
-            priority: Some(0),
-            detail: "{}".into(),
-        };
-        records.push(Record::Created(item));
-        records.push(Record::Event(queued));
+        records.extend(submission(n, "support", at));
         if records.len() >= 10_000 {
             store.append(&records).await.expect("the batch commits");
             records.clear();

@@ -23,7 +23,11 @@
 //! - [`sim`]: the traffic simulator (virtual time against the engine, live
 //!   against a server over gRPC), `switchboard demo`, and the Erlang C / A
 //!   staffing calculator that is also the simulator's oracle.
+//! - [`bench`]: `switchboard bench`, the end-to-end load generator: intake
+//!   throughput and arrival-to-offer latency against this machine's ceiling
+//!   (a tonic echo service and the store's raw commit rate).
 
+pub mod bench;
 pub mod cli;
 pub mod config;
 pub mod domain;

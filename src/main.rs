@@ -31,6 +31,9 @@ enum Command {
     /// The simulator, the demo and the staffing calculator.
     #[command(flatten)]
     Simulate(switchboard::sim::Command),
+    /// Measures intake throughput and arrival-to-offer latency against this
+    /// machine's ceiling (an echo service, the store's raw commit rate).
+    Bench(switchboard::bench::BenchArgs),
 }
 
 /// Completes on SIGINT or SIGTERM.
@@ -77,6 +80,15 @@ async fn main() -> std::process::ExitCode {
         },
         Command::Simulate(command) => {
             return match switchboard::sim::run(command, &cli.client).await {
+                Ok(()) => std::process::ExitCode::SUCCESS,
+                Err(error) => {
+                    eprintln!("switchboard: {error}");
+                    std::process::ExitCode::FAILURE
+                }
+            };
+        }
+        Command::Bench(args) => {
+            return match switchboard::bench::run(&args, &cli.client).await {
                 Ok(()) => std::process::ExitCode::SUCCESS,
                 Err(error) => {
                     eprintln!("switchboard: {error}");

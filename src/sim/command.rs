@@ -147,7 +147,7 @@ pub async fn run(command: Command, options: &ClientOptions) -> Result<(), SimCom
                     report
                 }
                 Mode::Live if embedded => {
-                    let database = TempDatabase::new();
+                    let database = TempDatabase::new("sim");
                     let server = EmbeddedServer::start(ServeConfig::ephemeral(database.url()))
                         .await
                         .map_err(input)?;
@@ -168,23 +168,26 @@ fn input(error: impl std::fmt::Display) -> SimCommandError {
     SimCommandError::Input(error.to_string())
 }
 
-/// A SQLite file in the temporary directory, removed when dropped.
-struct TempDatabase {
+/// A SQLite file in the temporary directory, removed when dropped: the
+/// embedded server's database of a live run or a benchmark.
+pub struct TempDatabase {
     path: PathBuf,
 }
 
 impl TempDatabase {
-    fn new() -> Self {
+    /// A fresh file name; `purpose` (e.g. `sim`) keeps two at once apart.
+    pub fn new(purpose: &str) -> Self {
         let stamp = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |elapsed| elapsed.as_nanos());
-        let name = format!("switchboard-sim-{}-{stamp}.db", std::process::id());
+        let name = format!("switchboard-{purpose}-{}-{stamp}.db", std::process::id());
         Self {
             path: std::env::temp_dir().join(name),
         }
     }
 
-    fn url(&self) -> String {
+    /// The file as a database URL.
+    pub fn url(&self) -> String {
         format!("sqlite://{}", self.path.display())
     }
 }

@@ -1,0 +1,562 @@
+//! The load generator of `switchboard bench`: submitters acting as the
+//! interop bridge (`SubmitInteraction`, then `Connected` and `Ended` on the
+//! bridge's session when an item is delivered) and agents accepting every
+//! offer and finishing wrap-up at once. Each offer is timed from the moment
+//! its submission was acknowledged to the moment it reached an agent's stream.
+
+use super::BenchError;
+use crate::proto::v1 as pb;
+use crate::proto::v1::agent_service_client::AgentServiceClient;
+use crate::proto::v1::bridge_service_client::BridgeServiceClient;
+use hdrhistogram::Histogram;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::{mpsc, watch};
+use tokio::time::Instant;
+use tokio_stream::wrappers::UnboundedReceiverStream;
+use tonic::transport::{Channel, Endpoint};
+
+/// The entry point of the benchmark centre.
+pub const ENTRY_POINT: &str = "sip:bench@bench.example";
+
+/// Longest and shortest wait, after the last submission, for offered items
+/// to finish their flows and for waiting items to be offered: as long as
+/// the submissions lasted, within these bounds.
+const DRAIN: (Duration, Duration) = (Duration::from_secs(2), Duration::from_secs(10));
+
+/// How often agents' sessions send a heartbeat, well inside the server's timeout.
+const HEARTBEAT: Duration = Duration::from_secs(5);
+
+/// Highest latency the histograms hold, microseconds (a minute).
+const HIGHEST_MICROS: u64 = 60_000_000;
+
+/// How submissions are paced.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Pace {
+    /// As fast as the server answers, `concurrency` at a time.
+    Max,
+    /// This many per second, evenly spaced.
+    Rate(f64),
+}
+
+/// What to run.
+#[derive(Debug, Clone)]
+pub struct LoadPlan {
+    /// The server's gRPC URL.
+    pub url: String,
+    /// How submissions are paced.
+    pub pace: Pace,
+    /// How long submissions go on.
+    pub duration: Duration,
+    /// Agents signed in and accepting.
+    pub agents: u32,
+    /// Submissions in flight at once.
+    pub concurrency: u32,
+    /// HTTP/2 connections they are spread over.
+    pub connections: u32,
+}
+
+/// What a load run measured.
+pub struct LoadResult {
+    /// Submissions acknowledged, hence durable.
+    pub submitted: u64,
+    /// Submissions refused for a passing reason (queue full, unavailable).
+    pub rejected: u64,
+    /// Seconds from the first submission to the last answer.
+    pub submit_secs: f64,
+    /// Offers that reached an agent.
+    pub offers: u64,
+    /// Offers that reached an agent before the submitter had the answer
+    /// (recorded as zero latency).
+    pub offers_before_ack: u64,
+    /// Acknowledged items never offered within the drain (hung up at the end).
+    pub unoffered: u64,
+    /// Complete flows: submit, offer, accept, connected, ended, wrap-up done.
+    pub flows: u64,
+    /// Seconds from the first submission to the last completed flow.
+    pub flow_secs: f64,
+    /// Seconds from the first submission to the end of the drain.
+    pub total_secs: f64,
+    /// Acknowledgement to offer, microseconds.
+    pub arrival_to_offer: Histogram<u64>,
+    /// Submission sent to acknowledgement received, microseconds.
+    pub submit_latency: Histogram<u64>,
+}
+
+/// The id of the n-th benchmark agent (1-based).
+pub fn agent_id(n: u32) -> String {
+    format!("bench-agent-{n}")
+}
+
+/// A histogram of microseconds up to [`HIGHEST_MICROS`].
+pub fn histogram() -> Result<Histogram<u64>, BenchError> {
+    Histogram::new_with_bounds(1, HIGHEST_MICROS, 3)
+        .map_err(|error| BenchError::Failed(format!("cannot make a histogram: {error}")))
+}
+
+/// Records a duration, saturating at the histogram's top.
+fn record(histogram: &mut Histogram<u64>, elapsed: Duration) {
+    let micros = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX);
+    histogram.saturating_record(micros.min(HIGHEST_MICROS));
+}
+
+/// The submission of the n-th interaction of run `run`; the echo ceiling
+/// sends the same.
+pub fn request(run: &str, n: u64) -> pb::SubmitInteractionRequest {
+    pb::SubmitInteractionRequest {
+        interaction_id: format!("bench-{run}-{n}"),
+        channel: pb::Channel::Voice as i32,
+        from_address: format!("sip:consumer-{n}@consumer.example"),
+        display_name: format!("Consumer {n}"),
+        entry_point: ENTRY_POINT.into(),
+        attributes: [(
+            "page_url".to_string(),
+            "https://bench.example/help".to_string(),
+        )]
+        .into(),
+        ..Default::default()
+    }
+}
+
+/// Opens `count` connections to `url`.
+pub async fn connect(url: &str, count: u32) -> Result<Vec<Channel>, BenchError> {
+    let endpoint = Endpoint::from_shared(url.to_owned())
+        .map_err(|error| BenchError::Input(format!("server: {url}: {error}")))?
+        .connect_timeout(Duration::from_secs(5))
+        .tcp_nodelay(true);
+    let mut channels = Vec::new();
+    for _ in 0..count {
+        let channel = endpoint.connect().await.map_err(|error| {
+            BenchError::Failed(format!("cannot reach the server at {url}: {error}"))
+        })?;
+        channels.push(channel);
+    }
+    Ok(channels)
+}
+
+/// Matches acknowledgements with offers, whichever comes first.
+#[derive(Default)]
+struct Matcher {
+    /// Acknowledged, not yet offered: when the answer came.
+    acked: HashMap<String, Instant>,
+    /// Offered before the submitter had its answer.
+    early: HashMap<String, Instant>,
+}
+
+/// What the submitters, agents and bridge share.
+struct Shared {
+    matcher: Mutex<Matcher>,
+    start: Instant,
+    offers: AtomicU64,
+    offers_before_ack: AtomicU64,
+    flows: AtomicU64,
+    /// Microseconds from the start to the latest completed flow.
+    last_flow: AtomicU64,
+}
+
+impl Shared {
+    /// A submission was acknowledged; records its latency if its offer came first.
+    fn acked(&self, id: String, at: Instant, latencies: &mut Histogram<u64>) {
+        let Ok(mut matcher) = self.matcher.lock() else {
+            return;
+        };
+        if matcher.early.remove(&id).is_some() {
+            drop(matcher);
+            self.offers_before_ack.fetch_add(1, Ordering::Relaxed);
+            record(latencies, Duration::ZERO);
+            return;
+        }
+        matcher.acked.insert(id, at);
+    }
+
+    /// An offer reached an agent; records its latency if its answer came first.
+    fn offered(&self, id: String, at: Instant, latencies: &mut Histogram<u64>) {
+        self.offers.fetch_add(1, Ordering::Relaxed);
+        let Ok(mut matcher) = self.matcher.lock() else {
+            return;
+        };
+        match matcher.acked.remove(&id) {
+            Some(acked) => {
+                drop(matcher);
+                record(latencies, at.saturating_duration_since(acked));
+            }
+            None => {
+                matcher.early.insert(id, at);
+            }
+        }
+    }
+
+    /// A flow completed.
+    fn flow_done(&self) {
+        self.flows.fetch_add(1, Ordering::Relaxed);
+        let micros = u64::try_from(self.start.elapsed().as_micros()).unwrap_or(u64::MAX);
+        self.last_flow.fetch_max(micros, Ordering::Relaxed);
+    }
+}
+
+/// What one submitter measured.
+struct Submitted {
+    acked: u64,
+    rejected: u64,
+    arrival_to_offer: Histogram<u64>,
+    submit_latency: Histogram<u64>,
+}
+
+/// The bridge's session: its outgoing messages, numbered.
+#[derive(Clone)]
+struct Bridge {
+    sender: mpsc::UnboundedSender<pb::BridgeMessage>,
+    next: Arc<AtomicU64>,
+}
+
+impl Bridge {
+    fn send(&self, kind: pb::bridge_message::Kind) {
+        let _ = self.sender.send(pb::BridgeMessage {
+            request_id: self.next.fetch_add(1, Ordering::Relaxed),
+            kind: Some(kind),
+        });
+    }
+}
+
+/// Runs the load: signs the agents in, opens the bridge's session, submits
+/// for the plan's duration, waits for the flows to finish, then signs out.
+pub async fn run(plan: &LoadPlan) -> Result<LoadResult, BenchError> {
+    let channels = connect(&plan.url, plan.connections).await?;
+    let run_id = uuid::Uuid::new_v4().simple().to_string();
+    let (bridge, bridge_reader) = open_bridge(channels[0].clone(), &run_id).await?;
+    let shared = Arc::new(Shared {
+        matcher: Mutex::new(Matcher::default()),
+        start: Instant::now(),
+        offers: AtomicU64::new(0),
+        offers_before_ack: AtomicU64::new(0),
+        flows: AtomicU64::new(0),
+        last_flow: AtomicU64::new(0),
+    });
+    let (stop_agents, stopped) = watch::channel(false);
+    let (ready_tx, mut ready_rx) = mpsc::unbounded_channel::<()>();
+    let mut agents = Vec::new();
+    for n in 1..=plan.agents {
+        let channel = channels[n as usize % channels.len()].clone();
+        agents.push(tokio::spawn(agent(
+            agent_id(n),
+            channel,
+            Arc::clone(&shared),
+            stopped.clone(),
+            ready_tx.clone(),
+        )));
+    }
+    drop(ready_tx);
+    let bridge_task = tokio::spawn(read_bridge(bridge_reader, bridge.clone()));
+    // Every agent is ready before the clock starts, so the first offers are
+    // not waiting for sign-ins.
+    let mut ready = 0;
+    let signed_in = tokio::time::timeout(Duration::from_secs(30), async {
+        while ready < plan.agents && ready_rx.recv().await.is_some() {
+            ready += 1;
+        }
+    })
+    .await;
+    if signed_in.is_err() || ready < plan.agents {
+        let _ = stop_agents.send(true);
+        for task in agents {
+            if let Ok(Err(error)) = task.await {
+                return Err(error);
+            }
+        }
+        return Err(BenchError::Failed(format!(
+            "agents: only {ready} of {} signed in ready",
+            plan.agents
+        )));
+    }
+
+    let start = Instant::now();
+    let end = start + plan.duration;
+    let next = Arc::new(AtomicU64::new(0));
+    let mut submitters = Vec::new();
+    for worker in 0..plan.concurrency {
+        let client = BridgeServiceClient::new(channels[worker as usize % channels.len()].clone());
+        submitters.push(tokio::spawn(submit(
+            client,
+            plan.pace,
+            start,
+            end,
+            Arc::clone(&next),
+            run_id.clone(),
+            Arc::clone(&shared),
+        )));
+    }
+    let mut submitted = 0;
+    let mut rejected = 0;
+    let mut arrival_to_offer = histogram()?;
+    let mut submit_latency = histogram()?;
+    let mut failure = None;
+    for task in submitters {
+        match task.await {
+            Ok(Ok(part)) => {
+                submitted += part.acked;
+                rejected += part.rejected;
+                merge(&mut arrival_to_offer, &part.arrival_to_offer)?;
+                merge(&mut submit_latency, &part.submit_latency)?;
+            }
+            Ok(Err(error)) => failure = Some(error),
+            Err(error) => {
+                failure = Some(BenchError::Failed(format!("a submitter failed: {error}")));
+            }
+        }
+    }
+    let submit_secs = start.elapsed().as_secs_f64();
+
+    let drained = Instant::now() + plan.duration.clamp(DRAIN.0, DRAIN.1);
+    while failure.is_none()
+        && shared.flows.load(Ordering::Relaxed) < submitted
+        && Instant::now() < drained
+    {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let total_secs = start.elapsed().as_secs_f64();
+    // Whatever was never offered is hung up, so that a running server is
+    // left with nothing of this run waiting.
+    let unoffered: Vec<String> = match shared.matcher.lock() {
+        Ok(mut matcher) => matcher.acked.drain().map(|(id, _)| id).collect(),
+        Err(_) => Vec::new(),
+    };
+    for work_item_id in &unoffered {
+        bridge.send(pb::bridge_message::Kind::ConsumerHungUp(
+            pb::ConsumerHungUp {
+                work_item_id: work_item_id.clone(),
+            },
+        ));
+    }
+    let _ = stop_agents.send(true);
+    for task in agents {
+        match task.await {
+            Ok(Ok(latencies)) => merge(&mut arrival_to_offer, &latencies)?,
+            Ok(Err(error)) => failure = failure.or(Some(error)),
+            Err(error) => {
+                failure = failure.or(Some(BenchError::Failed(format!(
+                    "an agent failed: {error}"
+                ))));
+            }
+        }
+    }
+    drop(bridge);
+    bridge_task.abort();
+    if let Some(error) = failure {
+        return Err(error);
+    }
+    let last_flow = Duration::from_micros(shared.last_flow.load(Ordering::Relaxed));
+    let flow_secs = last_flow
+        .saturating_sub(start.saturating_duration_since(shared.start))
+        .as_secs_f64();
+    Ok(LoadResult {
+        submitted,
+        rejected,
+        submit_secs,
+        offers: shared.offers.load(Ordering::Relaxed),
+        offers_before_ack: shared.offers_before_ack.load(Ordering::Relaxed),
+        unoffered: unoffered.len() as u64,
+        flows: shared.flows.load(Ordering::Relaxed),
+        flow_secs,
+        total_secs,
+        arrival_to_offer,
+        submit_latency,
+    })
+}
+
+/// Adds one histogram's counts to another.
+fn merge(into: &mut Histogram<u64>, from: &Histogram<u64>) -> Result<(), BenchError> {
+    into.add(from)
+        .map_err(|error| BenchError::Failed(format!("cannot merge histograms: {error}")))
+}
+
+/// One submitter: takes the next slot, waits for its time when paced, submits.
+async fn submit(
+    mut client: BridgeServiceClient<Channel>,
+    pace: Pace,
+    start: Instant,
+    end: Instant,
+    next: Arc<AtomicU64>,
+    run_id: String,
+    shared: Arc<Shared>,
+) -> Result<Submitted, BenchError> {
+    let mut part = Submitted {
+        acked: 0,
+        rejected: 0,
+        arrival_to_offer: histogram()?,
+        submit_latency: histogram()?,
+    };
+    loop {
+        let n = next.fetch_add(1, Ordering::Relaxed);
+        match pace {
+            Pace::Max if Instant::now() >= end => break,
+            Pace::Max => {}
+            Pace::Rate(rate) => {
+                let at = start + Duration::from_secs_f64(n as f64 / rate);
+                if at >= end {
+                    break;
+                }
+                tokio::time::sleep_until(at).await;
+            }
+        }
+        let sent = Instant::now();
+        match client.submit_interaction(request(&run_id, n)).await {
+            Ok(answer) => {
+                let acked = Instant::now();
+                record(&mut part.submit_latency, acked - sent);
+                part.acked += 1;
+                shared.acked(
+                    answer.into_inner().work_item_id,
+                    acked,
+                    &mut part.arrival_to_offer,
+                );
+            }
+            Err(status)
+                if matches!(
+                    status.code(),
+                    tonic::Code::ResourceExhausted | tonic::Code::Unavailable
+                ) =>
+            {
+                part.rejected += 1;
+            }
+            Err(status) => return Err(status.into()),
+        }
+    }
+    Ok(part)
+}
+
+/// Opens the bridge's session and waits for its hello to be acknowledged.
+async fn open_bridge(
+    channel: Channel,
+    run_id: &str,
+) -> Result<(Bridge, tonic::Streaming<pb::BridgeInstruction>), BenchError> {
+    let (sender, requests) = mpsc::unbounded_channel();
+    let bridge = Bridge {
+        sender,
+        next: Arc::new(AtomicU64::new(1)),
+    };
+    bridge.send(pb::bridge_message::Kind::Hello(pb::BridgeHello {
+        bridge_id: format!("bench-{run_id}"),
+    }));
+    let mut stream = BridgeServiceClient::new(channel)
+        .session(UnboundedReceiverStream::new(requests))
+        .await?
+        .into_inner();
+    loop {
+        let message = stream.message().await?.ok_or_else(|| {
+            BenchError::Failed("the bridge session ended before its hello was answered".into())
+        })?;
+        if let Some(pb::bridge_instruction::Kind::Ack(ack)) = message.kind {
+            if ack.code != 0 {
+                return Err(BenchError::Failed(format!(
+                    "bridge hello refused: {}",
+                    ack.message
+                )));
+            }
+            return Ok((bridge, stream));
+        }
+    }
+}
+
+/// The bridge's side of a delivery: the consumer is connected, and the
+/// conversation ends at once.
+async fn read_bridge(mut stream: tonic::Streaming<pb::BridgeInstruction>, bridge: Bridge) {
+    while let Ok(Some(message)) = stream.message().await {
+        match message.kind {
+            Some(pb::bridge_instruction::Kind::Deliver(deliver)) => {
+                bridge.send(pb::bridge_message::Kind::Connected(
+                    pb::InteractionConnected {
+                        work_item_id: deliver.work_item_id.clone(),
+                    },
+                ));
+                bridge.send(pb::bridge_message::Kind::Ended(pb::InteractionEnded {
+                    work_item_id: deliver.work_item_id,
+                }));
+            }
+            Some(pb::bridge_instruction::Kind::GoingAway(_)) => return,
+            _ => {}
+        }
+    }
+}
+
+/// One agent: signs in ready, accepts every offer, finishes wrap-up at once;
+/// returns the latencies of the offers it matched.
+async fn agent(
+    id: String,
+    channel: Channel,
+    shared: Arc<Shared>,
+    mut stopped: watch::Receiver<bool>,
+    ready: mpsc::UnboundedSender<()>,
+) -> Result<Histogram<u64>, BenchError> {
+    use pb::agent_event::Kind as Event;
+    use pb::agent_message::Kind as Message;
+    let mut latencies = histogram()?;
+    let (sender, requests) = mpsc::unbounded_channel();
+    let mut next = 1;
+    let mut send = |kind: Message| {
+        let request_id = next;
+        next += 1;
+        let _ = sender.send(pb::AgentMessage {
+            request_id,
+            kind: Some(kind),
+        });
+        request_id
+    };
+    let sign_in = send(Message::SignIn(pb::SignIn {
+        agent_id: id.clone(),
+        ready: true,
+    }));
+    let mut stream = AgentServiceClient::new(channel)
+        .session(UnboundedReceiverStream::new(requests))
+        .await?
+        .into_inner();
+    let mut wrap_up: Option<u64> = None;
+    let mut heartbeat = tokio::time::interval(HEARTBEAT);
+    loop {
+        let message = tokio::select! {
+            _ = stopped.changed() => break,
+            _ = heartbeat.tick() => {
+                send(Message::Heartbeat(pb::Heartbeat {}));
+                continue;
+            }
+            message = stream.message() => message?,
+        };
+        let Some(event) = message else { break };
+        match event.kind {
+            Some(Event::Offer(offer)) => {
+                let work_item_id = offer.work_item_id;
+                shared.offered(work_item_id.clone(), Instant::now(), &mut latencies);
+                send(Message::Accept(pb::AcceptOffer { work_item_id }));
+            }
+            Some(Event::ItemEnded(_)) => {
+                wrap_up = Some(send(Message::WrapUpDone(pb::WrapUpDone {})));
+            }
+            Some(Event::Ack(ack)) if ack.request_id == sign_in => {
+                if ack.code != 0 {
+                    return Err(BenchError::Failed(format!(
+                        "agent {id}: sign-in refused: {}",
+                        ack.message
+                    )));
+                }
+                let _ = ready.send(());
+            }
+            Some(Event::Ack(ack)) if Some(ack.request_id) == wrap_up => {
+                wrap_up = None;
+                if ack.code == 0 {
+                    shared.flow_done();
+                }
+            }
+            Some(Event::GoingAway(_)) => break,
+            _ => {}
+        }
+    }
+    send(Message::SignOut(pb::SignOut {}));
+    drop(sender);
+    // The server closes the session once the sign-out is taken.
+    let _ = tokio::time::timeout(Duration::from_secs(5), async {
+        while let Ok(Some(_)) = stream.message().await {}
+    })
+    .await;
+    Ok(latencies)
+}

@@ -1,0 +1,413 @@
+//! `switchboard bench`: end-to-end intake throughput and arrival-to-offer
+//! latency, measured in the same run against this machine's ceiling.
+//!
+//! - [`load`]: the load generator, as the interop bridge (submitting at a
+//!   fixed rate or as fast as the server allows, then reporting connected
+//!   and ended) and as many agents (accepting every offer, finishing
+//!   wrap-up at once), timing each offer from its submission's answer.
+//! - [`ceiling`]: what the machine allows: a trivial tonic unary echo
+//!   service loaded the same way, and the store's raw commit rate (batched
+//!   inserts of the same records, no routing).
+//! - [`probe`]: the server's CPU time, peak memory and committed records,
+//!   from its `/metrics` and, when it runs in-process, `/proc/self`.
+//!
+//! Speed goals live here, in what the benchmark prints, never in tests: the
+//! smoke test only proves that a short run works.
+
+pub mod ceiling;
+pub mod load;
+pub mod probe;
+
+use crate::cli::apply::apply;
+use crate::cli::centre::CentreFile;
+use crate::cli::table::Table;
+use crate::cli::{ClientOptions, Supervisor};
+use crate::config::ServeConfig;
+use crate::sim::command::TempDatabase;
+use crate::sim::live::EmbeddedServer;
+use hdrhistogram::Histogram;
+use load::{LoadPlan, LoadResult, Pace};
+use probe::{Probe, Sample};
+use serde_json::{Value, json};
+use std::time::Duration;
+
+/// Options of `switchboard bench`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct BenchArgs {
+    /// Starts a server in-process (loopback, ephemeral ports, SQLite in the
+    /// temporary directory) instead of loading the one at --server.
+    #[arg(long, env = "SWITCHBOARD_BENCH_EMBEDDED")]
+    pub embedded: bool,
+    /// Submissions per second, paced evenly; without it (or with --max) as
+    /// fast as the server answers.
+    #[arg(long, env = "SWITCHBOARD_BENCH_RATE", conflicts_with = "max")]
+    pub rate: Option<f64>,
+    /// Submits as fast as the server answers (the default).
+    #[arg(long, env = "SWITCHBOARD_BENCH_MAX")]
+    pub max: bool,
+    /// Seconds of submissions; each ceiling is measured as long again.
+    #[arg(long, default_value_t = 10, env = "SWITCHBOARD_BENCH_DURATION_SECS")]
+    pub duration_secs: u64,
+    /// Agents signed in and accepting offers.
+    #[arg(long, default_value_t = 100, env = "SWITCHBOARD_BENCH_AGENTS")]
+    pub agents: u32,
+    /// Submissions in flight at once (and echo calls, for the ceiling).
+    #[arg(long, default_value_t = 64, env = "SWITCHBOARD_BENCH_CONCURRENCY")]
+    pub concurrency: u32,
+    /// HTTP/2 connections the submissions are spread over.
+    #[arg(long, default_value_t = 4, env = "SWITCHBOARD_BENCH_CONNECTIONS")]
+    pub connections: u32,
+    /// A running server's Prometheus endpoint (`http://host:port/metrics`),
+    /// for its CPU time, memory and committed records; --embedded reads its own.
+    #[arg(long, env = "SWITCHBOARD_BENCH_METRICS_URL")]
+    pub metrics_url: Option<String>,
+}
+
+/// Why a benchmark failed.
+#[derive(Debug, thiserror::Error)]
+pub enum BenchError {
+    /// An option is out of range; the message names it.
+    #[error("{0}")]
+    Input(String),
+    /// The server, the echo service or the store failed or refused.
+    #[error("{0}")]
+    Failed(String),
+}
+
+impl From<tonic::Status> for BenchError {
+    fn from(status: tonic::Status) -> Self {
+        BenchError::Failed(format!("{:?}: {}", status.code(), status.message()))
+    }
+}
+
+/// The centre every run applies: one skill, one queue behind one entry
+/// point, and the agents. A long wrap-up makes every agent finish it
+/// explicitly, so that a complete flow includes `WrapUpDone`.
+fn centre(agents: u32) -> Result<CentreFile, BenchError> {
+    let mut yaml = String::from(
+        "skills:\n  - name: bench\n\
+         queues:\n  - id: bench\n    steps:\n      - requirements: { bench: 1 }\n    wrap_up_secs: 60\n\
+         entry_points:\n  - address: sip:bench@bench.example\n    queue: bench\n\
+         agents:\n",
+    );
+    for n in 1..=agents {
+        yaml.push_str(&format!(
+            "  - id: {}\n    uc_address: sip:{}@bench.example\n    skills: {{ bench: 1 }}\n    queues: [bench]\n",
+            load::agent_id(n),
+            load::agent_id(n),
+        ));
+    }
+    CentreFile::from_yaml(&yaml)
+        .map_err(|error| BenchError::Failed(format!("the benchmark centre: {error}")))
+}
+
+impl BenchArgs {
+    /// Checks the options and turns them into a load plan for `url`.
+    fn plan(&self, url: String) -> Result<LoadPlan, BenchError> {
+        let input = |message: String| Err(BenchError::Input(message));
+        if self.duration_secs == 0 || self.duration_secs > 3600 {
+            return input(format!(
+                "duration_secs: must be between 1 and 3600, got {}",
+                self.duration_secs
+            ));
+        }
+        if self.agents == 0 || self.agents > 100_000 {
+            return input(format!(
+                "agents: must be between 1 and 100000, got {}",
+                self.agents
+            ));
+        }
+        if self.concurrency == 0 || self.concurrency > 10_000 {
+            return input(format!(
+                "concurrency: must be between 1 and 10000, got {}",
+                self.concurrency
+            ));
+        }
+        if self.connections == 0 || self.connections > self.concurrency {
+            return input(format!(
+                "connections: must be between 1 and --concurrency ({}), got {}",
+                self.concurrency, self.connections
+            ));
+        }
+        let pace = match self.rate {
+            Some(rate) if rate.is_finite() && rate > 0.0 && rate <= 1e7 => Pace::Rate(rate),
+            Some(rate) => {
+                return input(format!(
+                    "rate: must be a positive number of submissions per second up to 10000000, got {rate}"
+                ));
+            }
+            None => Pace::Max,
+        };
+        Ok(LoadPlan {
+            url,
+            pace,
+            duration: Duration::from_secs(self.duration_secs),
+            agents: self.agents,
+            concurrency: self.concurrency,
+            connections: self.connections,
+        })
+    }
+}
+
+/// What one run measured, ready to print.
+struct Outcome {
+    mode: &'static str,
+    plan: LoadPlan,
+    load: LoadResult,
+    before: Sample,
+    after: Sample,
+    peak_rss_bytes: Option<f64>,
+    echo_calls_per_sec: f64,
+    raw_records_per_sec: f64,
+}
+
+/// Runs `switchboard bench` and prints its figures (JSON with `--json`).
+pub async fn run(args: &BenchArgs, options: &ClientOptions) -> Result<(), BenchError> {
+    let mut plan = args.plan(options.server.clone())?;
+    let mut probe = Probe::new(args.metrics_url.as_deref(), false)?;
+    let database = TempDatabase::new("bench");
+    let mut server = None;
+    if args.embedded {
+        let embedded = EmbeddedServer::start(ServeConfig::ephemeral(database.url()))
+            .await
+            .map_err(|error| BenchError::Failed(error.to_string()))?;
+        plan.url = embedded.url();
+        let metrics = format!("http://{}/metrics", embedded.metrics_addr);
+        probe = Probe::new(Some(&metrics), true)?;
+        server = Some(embedded);
+    }
+    let measured = measure(&plan, &probe).await;
+    if let Some(server) = server {
+        server
+            .stop()
+            .await
+            .map_err(|error| BenchError::Failed(error.to_string()))?;
+    }
+    let (load, before, after, peak_rss_bytes) = measured?;
+    eprintln!("switchboard bench: measuring the echo ceiling");
+    let echo_calls_per_sec = ceiling::echo(&plan).await?;
+    eprintln!("switchboard bench: measuring the raw commit rate");
+    let raw = TempDatabase::new("bench-raw");
+    let raw_records_per_sec = ceiling::raw_commit(&raw.url(), plan.duration).await?;
+    let outcome = Outcome {
+        mode: if args.embedded { "embedded" } else { "server" },
+        plan,
+        load,
+        before,
+        after,
+        peak_rss_bytes,
+        echo_calls_per_sec,
+        raw_records_per_sec,
+    };
+    let document = outcome.to_json();
+    if options.json {
+        println!("{document:#}");
+    } else {
+        print!("{}", table(&document).render());
+    }
+    Ok(())
+}
+
+/// Applies the centre and runs the load, with the server's figures before
+/// and after it and its peak memory.
+async fn measure(
+    plan: &LoadPlan,
+    probe: &Probe,
+) -> Result<(LoadResult, Sample, Sample, Option<f64>), BenchError> {
+    let options = ClientOptions {
+        server: plan.url.clone(),
+        json: false,
+        actor: Some("bench".into()),
+    };
+    let mut supervisor = Supervisor::connect(&options)
+        .await
+        .map_err(|error| BenchError::Failed(error.to_string()))?;
+    apply(&mut supervisor, &centre(plan.agents)?, false)
+        .await
+        .map_err(|error| BenchError::Failed(error.to_string()))?;
+    let before = probe.sample().await?;
+    let (stop_sampling, sampling) = tokio::sync::oneshot::channel::<()>();
+    let peak = tokio::spawn(probe.clone().peak_rss(sampling));
+    eprintln!(
+        "switchboard bench: {} s of submissions to {} with {} agents",
+        plan.duration.as_secs(),
+        plan.url,
+        plan.agents
+    );
+    let load = load::run(plan).await;
+    let _ = stop_sampling.send(());
+    let peak_rss_bytes = peak
+        .await
+        .map_err(|error| BenchError::Failed(format!("the memory sampler failed: {error}")))?;
+    let after = probe.sample().await?;
+    Ok((load?, before, after, peak_rss_bytes))
+}
+
+/// A histogram of microseconds as milliseconds at the percentiles that matter.
+fn percentiles(histogram: &Histogram<u64>) -> Value {
+    let ms = |micros: u64| micros as f64 / 1000.0;
+    json!({
+        "count": histogram.len(),
+        "p50": ms(histogram.value_at_quantile(0.50)),
+        "p99": ms(histogram.value_at_quantile(0.99)),
+        "p99_9": ms(histogram.value_at_quantile(0.999)),
+        "max": ms(histogram.max()),
+        "mean": histogram.mean() / 1000.0,
+    })
+}
+
+/// `part / whole`, absent when the whole is zero.
+fn ratio(part: f64, whole: f64) -> Option<f64> {
+    (whole > 0.0).then(|| part / whole)
+}
+
+impl Outcome {
+    /// The figures as one JSON document.
+    fn to_json(&self) -> Value {
+        let load = &self.load;
+        let submissions_per_sec = load.submitted as f64 / load.submit_secs.max(1e-9);
+        let flows_per_sec = load.flows as f64 / load.flow_secs.max(1e-9);
+        let delta = |pick: fn(&Sample) -> Option<f64>| match (pick(&self.before), pick(&self.after))
+        {
+            (Some(before), Some(after)) => Some(after - before),
+            _ => None,
+        };
+        let records = delta(|sample| sample.records);
+        let batches = delta(|sample| sample.batches);
+        let records_per_sec = records.map(|records| records / load.total_secs.max(1e-9));
+        let pace = match self.plan.pace {
+            Pace::Max => json!("max"),
+            Pace::Rate(rate) => json!({ "rate": rate }),
+        };
+        json!({
+            "mode": self.mode,
+            "pace": pace,
+            "duration_secs": self.plan.duration.as_secs(),
+            "agents": self.plan.agents,
+            "concurrency": self.plan.concurrency,
+            "connections": self.plan.connections,
+            "submissions": load.submitted,
+            "rejected": load.rejected,
+            "submissions_per_sec": submissions_per_sec,
+            "offers": load.offers,
+            "offers_before_ack": load.offers_before_ack,
+            "unoffered": load.unoffered,
+            "arrival_to_offer_ms": percentiles(&load.arrival_to_offer),
+            "submit_latency_ms": percentiles(&load.submit_latency),
+            "flows": load.flows,
+            "flows_per_sec": flows_per_sec,
+            "server": {
+                "cpu_secs": delta(|sample| sample.cpu_secs),
+                "cpu_share_of_one_core": delta(|sample| sample.cpu_secs)
+                    .map(|cpu| cpu / load.total_secs.max(1e-9)),
+                "peak_rss_bytes": self.peak_rss_bytes,
+                "records": records,
+                "records_per_sec": records_per_sec,
+                "records_per_batch": match (records, batches) {
+                    (Some(records), Some(batches)) => ratio(records, batches),
+                    _ => None,
+                },
+            },
+            "ceiling": {
+                "echo_calls_per_sec": self.echo_calls_per_sec,
+                "intake_vs_echo": ratio(submissions_per_sec, self.echo_calls_per_sec),
+                "raw_commit_records_per_sec": self.raw_records_per_sec,
+                "records_vs_raw_commit": records_per_sec
+                    .and_then(|records| ratio(records, self.raw_records_per_sec)),
+            },
+        })
+    }
+}
+
+/// The document as a two-column table for people; nested objects flatten to
+/// dotted names.
+fn table(document: &Value) -> Table {
+    let mut table = Table::new(&["measure", "value"]);
+    let mut rows = Vec::new();
+    flatten("", document, &mut rows);
+    for (name, value) in rows {
+        table.push(vec![json!(name), value]);
+    }
+    table
+}
+
+/// Collects the leaves of a JSON document with their dotted paths.
+fn flatten(prefix: &str, value: &Value, rows: &mut Vec<(String, Value)>) {
+    let Value::Object(fields) = value else {
+        let shown = match value {
+            Value::Number(number) => match number.as_f64() {
+                Some(float) if number.is_f64() => json!(format!("{float:.3}")),
+                _ => value.clone(),
+            },
+            Value::Null => json!("-"),
+            _ => value.clone(),
+        };
+        rows.push((prefix.to_owned(), shown));
+        return;
+    };
+    for (name, field) in fields {
+        let path = if prefix.is_empty() {
+            name.clone()
+        } else {
+            format!("{prefix}.{name}")
+        };
+        flatten(&path, field, rows);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentiles_are_in_milliseconds_and_ordered() {
+        let mut histogram =
+            Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("the bounds are valid");
+        for micros in 1..=10_000u64 {
+            histogram.record(micros).expect("within the bounds");
+        }
+        let figures = percentiles(&histogram);
+        let p50 = figures["p50"].as_f64().expect("p50 is a number");
+        let p99 = figures["p99"].as_f64().expect("p99 is a number");
+        let p999 = figures["p99_9"].as_f64().expect("p99.9 is a number");
+        assert!((4.9..=5.1).contains(&p50), "p50 {p50}");
+        assert!(p50 <= p99 && p99 <= p999, "{p50} {p99} {p999}");
+        assert_eq!(figures["count"], 10_000);
+    }
+
+    #[test]
+    fn options_out_of_range_are_refused_by_name() {
+        let args = BenchArgs {
+            embedded: true,
+            rate: Some(-1.0),
+            max: false,
+            duration_secs: 1,
+            agents: 1,
+            concurrency: 1,
+            connections: 1,
+            metrics_url: None,
+        };
+        let error = args.plan("http://127.0.0.1:1".into()).err();
+        assert!(
+            matches!(&error, Some(BenchError::Input(message)) if message.starts_with("rate:")),
+            "{error:?}"
+        );
+        let zero = BenchArgs {
+            rate: None,
+            agents: 0,
+            ..args
+        };
+        let error = zero.plan("http://127.0.0.1:1".into()).err();
+        assert!(
+            matches!(&error, Some(BenchError::Input(message)) if message.starts_with("agents:")),
+            "{error:?}"
+        );
+    }
+
+    #[test]
+    fn the_table_flattens_nested_figures() {
+        let rows = table(&json!({ "a": 1, "b": { "c": 0.5, "d": null } })).to_json();
+        let text = rows.to_string();
+        assert!(text.contains("b.c") && text.contains("0.500") && text.contains("b.d"));
+    }
+}

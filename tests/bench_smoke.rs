@@ -1,0 +1,89 @@
+//! Smoke run of `switchboard bench`: the real binary, an embedded server and
+//! two seconds of load, proving the benchmark works end to end. It asserts
+//! what was measured exists and is coherent, never how fast it was: speed
+//! goals live in the benchmark's output, not in timed tests.
+
+use serde_json::Value;
+use std::process::Command;
+
+/// A figure of the report as a number, failing with its name.
+fn number(report: &Value, path: &[&str]) -> f64 {
+    let mut value = report;
+    for name in path {
+        value = &value[*name];
+    }
+    value
+        .as_f64()
+        .unwrap_or_else(|| panic!("{} is not a number in {report:#}", path.join(".")))
+}
+
+#[test]
+fn a_short_embedded_run_reports_submissions_offers_and_ordered_latencies() {
+    let output = Command::new(env!("CARGO_BIN_EXE_switchboard"))
+        .args(["bench", "--embedded", "--duration-secs", "2", "--json"])
+        .env("RUST_LOG", "warn")
+        .output()
+        .expect("the binary runs");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "bench failed: {stderr}");
+    let report: Value = serde_json::from_slice(&output.stdout)
+        .unwrap_or_else(|error| panic!("the output is not JSON ({error}): {stderr}"));
+
+    let submissions = number(&report, &["submissions"]);
+    let offers = number(&report, &["offers"]);
+    assert!(submissions > 0.0, "no submissions: {report:#}");
+    assert!(offers > 0.0, "no offers: {report:#}");
+    assert!(
+        offers <= submissions,
+        "more offers than submissions: {report:#}"
+    );
+    assert!(
+        number(&report, &["flows"]) > 0.0,
+        "no complete flow: {report:#}"
+    );
+
+    let p50 = number(&report, &["arrival_to_offer_ms", "p50"]);
+    let p99 = number(&report, &["arrival_to_offer_ms", "p99"]);
+    let p999 = number(&report, &["arrival_to_offer_ms", "p99_9"]);
+    assert!(p50 >= 0.0 && p50 <= p99 && p99 <= p999, "{report:#}");
+    assert_eq!(
+        number(&report, &["arrival_to_offer_ms", "count"]),
+        offers,
+        "every offer is timed: {report:#}"
+    );
+
+    // The server's own figures and the ceilings are there, and positive.
+    assert!(number(&report, &["server", "cpu_secs"]) > 0.0, "{report:#}");
+    assert!(
+        number(&report, &["server", "peak_rss_bytes"]) > 0.0,
+        "{report:#}"
+    );
+    assert!(number(&report, &["server", "records"]) > 0.0, "{report:#}");
+    assert!(
+        number(&report, &["ceiling", "echo_calls_per_sec"]) > 0.0,
+        "{report:#}"
+    );
+    assert!(
+        number(&report, &["ceiling", "raw_commit_records_per_sec"]) > 0.0,
+        "{report:#}"
+    );
+    assert!(
+        number(&report, &["ceiling", "intake_vs_echo"]) > 0.0,
+        "{report:#}"
+    );
+    assert!(
+        number(&report, &["ceiling", "records_vs_raw_commit"]) > 0.0,
+        "{report:#}"
+    );
+}
+
+#[test]
+fn an_invalid_option_is_refused_by_name() {
+    let output = Command::new(env!("CARGO_BIN_EXE_switchboard"))
+        .args(["bench", "--embedded", "--duration-secs", "0"])
+        .output()
+        .expect("the binary runs");
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("duration_secs:"), "{stderr}");
+}
