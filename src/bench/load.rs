@@ -66,8 +66,11 @@ pub struct LoadResult {
     pub rejected: u64,
     /// Seconds from the first submission to the last answer.
     pub submit_secs: f64,
-    /// Offers that reached an agent.
+    /// First offers of acknowledged items that reached an agent, each timed.
     pub offers: u64,
+    /// Further offers of items already offered once (after a decline, a
+    /// timeout or a rescind), not timed.
+    pub reoffers: u64,
     /// Offers that reached an agent before the submitter had the answer
     /// (recorded as zero latency).
     pub offers_before_ack: u64,
@@ -143,13 +146,26 @@ struct Matcher {
     acked: HashMap<String, Instant>,
     /// Offered before the submitter had its answer.
     early: HashMap<String, Instant>,
+    /// Offers counted so far.
+    offers: u64,
+    /// Set once the drain is over: later offers are not counted.
+    closed: bool,
+}
+
+/// What the matcher held when it was closed.
+struct Closed {
+    /// Acknowledged items never offered.
+    unoffered: Vec<String>,
+    /// Offers of items acknowledged and offered once already.
+    reoffers: u64,
+    /// Offers counted, first and further.
+    offers: u64,
 }
 
 /// What the submitters, agents and bridge share.
 struct Shared {
     matcher: Mutex<Matcher>,
     start: Instant,
-    offers: AtomicU64,
     offers_before_ack: AtomicU64,
     flows: AtomicU64,
     /// Microseconds from the start to the latest completed flow.
@@ -171,12 +187,17 @@ impl Shared {
         matcher.acked.insert(id, at);
     }
 
-    /// An offer reached an agent; records its latency if its answer came first.
+    /// An offer reached an agent; records its latency if its answer came
+    /// first. Offers after the drain are not counted: their items are being
+    /// hung up.
     fn offered(&self, id: String, at: Instant, latencies: &mut Histogram<u64>) {
-        self.offers.fetch_add(1, Ordering::Relaxed);
         let Ok(mut matcher) = self.matcher.lock() else {
             return;
         };
+        if matcher.closed {
+            return;
+        }
+        matcher.offers += 1;
         match matcher.acked.remove(&id) {
             Some(acked) => {
                 drop(matcher);
@@ -185,6 +206,25 @@ impl Shared {
             None => {
                 matcher.early.insert(id, at);
             }
+        }
+    }
+
+    /// Ends the matching once every submitter has its answers: an offer still
+    /// unmatched then can only be a further offer of an item matched before.
+    fn close(&self) -> Closed {
+        let Ok(mut matcher) = self.matcher.lock() else {
+            return Closed {
+                unoffered: Vec::new(),
+                reoffers: 0,
+                offers: 0,
+            };
+        };
+        matcher.closed = true;
+        let reoffers = matcher.early.drain().count() as u64;
+        Closed {
+            unoffered: matcher.acked.drain().map(|(id, _)| id).collect(),
+            reoffers,
+            offers: matcher.offers,
         }
     }
 
@@ -229,7 +269,6 @@ pub async fn run(plan: &LoadPlan) -> Result<LoadResult, BenchError> {
     let shared = Arc::new(Shared {
         matcher: Mutex::new(Matcher::default()),
         start: Instant::now(),
-        offers: AtomicU64::new(0),
         offers_before_ack: AtomicU64::new(0),
         flows: AtomicU64::new(0),
         last_flow: AtomicU64::new(0),
@@ -318,11 +357,8 @@ pub async fn run(plan: &LoadPlan) -> Result<LoadResult, BenchError> {
     let total_secs = start.elapsed().as_secs_f64();
     // Whatever was never offered is hung up, so that a running server is
     // left with nothing of this run waiting.
-    let unoffered: Vec<String> = match shared.matcher.lock() {
-        Ok(mut matcher) => matcher.acked.drain().map(|(id, _)| id).collect(),
-        Err(_) => Vec::new(),
-    };
-    for work_item_id in &unoffered {
+    let closed = shared.close();
+    for work_item_id in &closed.unoffered {
         bridge.send(pb::bridge_message::Kind::ConsumerHungUp(
             pb::ConsumerHungUp {
                 work_item_id: work_item_id.clone(),
@@ -354,9 +390,10 @@ pub async fn run(plan: &LoadPlan) -> Result<LoadResult, BenchError> {
         submitted,
         rejected,
         submit_secs,
-        offers: shared.offers.load(Ordering::Relaxed),
+        offers: closed.offers - closed.reoffers,
+        reoffers: closed.reoffers,
         offers_before_ack: shared.offers_before_ack.load(Ordering::Relaxed),
-        unoffered: unoffered.len() as u64,
+        unoffered: closed.unoffered.len() as u64,
         flows: shared.flows.load(Ordering::Relaxed),
         flow_secs,
         total_secs,

@@ -290,6 +290,7 @@ impl Outcome {
             "rejected": load.rejected,
             "submissions_per_sec": submissions_per_sec,
             "offers": load.offers,
+            "reoffers": load.reoffers,
             "offers_before_ack": load.offers_before_ack,
             "unoffered": load.unoffered,
             "arrival_to_offer_ms": percentiles(&load.arrival_to_offer),
