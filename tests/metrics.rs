@@ -154,6 +154,32 @@ async fn traffic_moves_the_service_level_families() {
         !text.contains(&submitted.work_item_id) && !text.contains("call-1"),
         "no unbounded ids in labels"
     );
+
+    // A threshold set while the server runs is a bucket at once, holding
+    // every wait before it.
+    supervisor
+        .update_queue(pb::UpdateQueueRequest {
+            queue: Some(pb::Queue {
+                id: "support".into(),
+                sl_thresholds: Some(pb::ChannelThresholds {
+                    voice: 25,
+                    chat: 60,
+                    video: 20,
+                }),
+                ..Default::default()
+            }),
+        })
+        .await
+        .unwrap();
+    let text = scrape(&server).await;
+    let answered =
+        r#"switchboard_wait_seconds_bucket{channel="voice",outcome="answered",queue="support",le="#;
+    assert_eq!(sample(&text, &format!(r#"{answered}"25"}}"#)), 1.0);
+    assert_eq!(
+        sample(&text, &format!(r#"{answered}"20"}}"#)),
+        1.0,
+        "the old threshold stays a bucket"
+    );
     drop((alice, bridge));
     server.stop().await;
 }

@@ -26,6 +26,11 @@ use std::time::Duration;
 /// anyone could have answered, so the default service level leaves them out.
 pub const SHORT_ABANDON: Duration = Duration::from_secs(5);
 
+/// The longest service-level threshold a queue may have: a day. Waits are
+/// counted per second up to it, so that a threshold set at any time has an
+/// exact bucket in the wait-time histogram.
+pub const MAX_SL_THRESHOLD_SECS: u32 = 86_400;
+
 /// The medium of an interaction. Each channel has its own agent capacity and
 /// its own service-level threshold.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]

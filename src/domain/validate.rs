@@ -3,7 +3,9 @@
 //! References to other objects (a step's skill, an agent's queue) are checked
 //! by the store inside the transaction that writes them.
 
-use super::{Agent, Disposition, EntryPoint, Queue, Skill, SkillRequirement};
+use super::{
+    Agent, Channel, Disposition, EntryPoint, MAX_SL_THRESHOLD_SECS, Queue, Skill, SkillRequirement,
+};
 use crate::error::{Error, Result};
 use std::collections::HashSet;
 
@@ -144,6 +146,17 @@ impl Validate for Queue {
                 "must be a fraction above 0 and at most 1",
             ));
         }
+        for channel in Channel::ALL {
+            let threshold = self.sl_thresholds.get(channel);
+            if threshold > MAX_SL_THRESHOLD_SECS {
+                return Err(Error::invalid(
+                    format!("sl_thresholds.{}", channel.as_str()),
+                    format!(
+                        "must be at most {MAX_SL_THRESHOLD_SECS} seconds (a day), got {threshold}"
+                    ),
+                ));
+            }
+        }
         if self.offer_timeout_secs == 0 {
             return Err(Error::invalid("offer_timeout_secs", "must be positive"));
         }
@@ -264,6 +277,22 @@ mod tests {
             Error::invalid(
                 "steps[0].duration_secs",
                 "only the last step may last for ever"
+            )
+        );
+    }
+
+    #[test]
+    fn a_threshold_is_at_most_a_day() {
+        let mut queue = Queue::new("sales".into());
+        queue.sl_thresholds.chat = MAX_SL_THRESHOLD_SECS;
+        assert!(queue.validate().is_ok());
+        queue.sl_thresholds.chat = MAX_SL_THRESHOLD_SECS + 1;
+        let err = queue.validate().unwrap_err();
+        assert_eq!(
+            err,
+            Error::invalid(
+                "sl_thresholds.chat",
+                "must be at most 86400 seconds (a day), got 86401"
             )
         );
     }

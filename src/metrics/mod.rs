@@ -5,6 +5,7 @@ mod grpc;
 mod http;
 mod routing;
 mod store;
+mod wait;
 
 pub use grpc::{GrpcMetrics, GrpcMetricsLayer};
 pub use http::serve;

@@ -6,6 +6,7 @@
 //! or abandoned in the queue where it ends, with its wait measured from its
 //! first arrival. Labels are bounded: queue, channel, and small enums.
 
+use super::wait::{Outcome, WaitHistogram};
 use crate::domain::{Channel, Queue, QueueId, RoutingState, SHORT_ABANDON};
 use crate::engine::{AgentView, Engine};
 use prometheus::{
@@ -14,10 +15,10 @@ use prometheus::{
 };
 use std::time::Duration;
 
-/// Wait-time buckets, in seconds; configured thresholds are added at start.
-const WAIT_BUCKETS: [f64; 17] = [
-    1.0, 2.0, 5.0, 10.0, 15.0, 20.0, 30.0, 45.0, 60.0, 90.0, 120.0, 180.0, 300.0, 600.0, 1200.0,
-    1800.0, 3600.0,
+/// Wait-time buckets, in seconds; configured thresholds are added as they
+/// are set.
+const WAIT_BUCKETS: [u32; 17] = [
+    1, 2, 5, 10, 15, 20, 30, 45, 60, 90, 120, 180, 300, 600, 1200, 1800, 3600,
 ];
 
 /// Handle and wrap-up buckets, in seconds.
@@ -48,7 +49,7 @@ pub struct RoutingMetrics {
     rejected: IntCounterVec,
     disposed: IntCounterVec,
     offers: IntCounterVec,
-    wait: HistogramVec,
+    wait: WaitHistogram,
     handle: HistogramVec,
     wrap_up: HistogramVec,
     waiting: IntGaugeVec,
@@ -69,8 +70,8 @@ fn qc(queue: &QueueId, channel: Channel) -> [&str; 2] {
 }
 
 impl RoutingMetrics {
-    /// Creates the metrics and registers them in `registry`. The wait
-    /// histogram's buckets include every threshold of `queues`.
+    /// Creates the metrics and registers them in `registry`, with the
+    /// thresholds and targets of `queues`.
     pub fn register(registry: &Registry, queues: &[Queue]) -> prometheus::Result<Self> {
         let qc_labels = ["queue", "channel"];
         let counter =
@@ -94,15 +95,12 @@ impl RoutingMetrics {
             registry.register(Box::new(histogram.clone()))?;
             Ok(histogram)
         };
-        let mut wait_buckets = WAIT_BUCKETS.to_vec();
-        for queue in queues {
-            for channel in Channel::ALL {
-                wait_buckets.push(f64::from(queue.sl_thresholds.get(channel)));
-            }
-        }
-        wait_buckets.sort_by(f64::total_cmp);
-        wait_buckets.dedup();
-        wait_buckets.retain(|bucket| *bucket > 0.0);
+        let wait = WaitHistogram::new(
+            "switchboard_wait_seconds",
+            "Wait from first arrival, by outcome.",
+            WAIT_BUCKETS,
+        )?;
+        registry.register(Box::new(wait.clone()))?;
         let waiting = IntGaugeVec::new(
             Opts::new("switchboard_waiting", "Work items waiting now."),
             &qc_labels,
@@ -193,12 +191,7 @@ impl RoutingMetrics {
                 "Offers by result.",
                 &["queue", "channel", "result"],
             )?,
-            wait: histogram(
-                "switchboard_wait_seconds",
-                "Wait from first arrival, by outcome.",
-                &["queue", "channel", "outcome"],
-                wait_buckets,
-            )?,
+            wait,
             handle: histogram(
                 "switchboard_handle_seconds",
                 "Talk time, from answer to end.",
@@ -244,15 +237,19 @@ impl RoutingMetrics {
         Ok(metrics)
     }
 
-    /// Takes a queue's thresholds and target into account, and starts its
+    /// Takes a queue's thresholds and target into account (each threshold
+    /// becomes a wait-time bucket, exact from start), and starts its
     /// outcome counters at zero: a service level whose numerator series did
     /// not exist yet (nothing answered within T) would be missing from PromQL
     /// rather than 0, and its alert would stay silent.
     pub fn set_queue(&mut self, queue: &Queue) {
         for channel in Channel::ALL {
             let labels = qc(&queue.id, channel);
-            let threshold = f64::from(queue.sl_thresholds.get(channel));
-            self.threshold.with_label_values(&labels).set(threshold);
+            let threshold = queue.sl_thresholds.get(channel);
+            self.threshold
+                .with_label_values(&labels)
+                .set(f64::from(threshold));
+            self.wait.add_bound(threshold);
             for counter in [
                 &self.arrivals,
                 &self.answered,
@@ -298,9 +295,7 @@ impl RoutingMetrics {
         self.offers
             .with_label_values(&[queue.as_str(), channel.as_str(), "accepted"])
             .inc();
-        self.wait
-            .with_label_values(&[queue.as_str(), channel.as_str(), "answered"])
-            .observe(waited.as_secs_f64());
+        self.wait.observe(queue, channel, Outcome::Answered, waited);
     }
 
     /// An item was abandoned after `waited` from its first arrival, `within`
@@ -315,8 +310,7 @@ impl RoutingMetrics {
             self.abandoned_short.with_label_values(&labels).inc();
         }
         self.wait
-            .with_label_values(&[queue.as_str(), channel.as_str(), "abandoned"])
-            .observe(waited.as_secs_f64());
+            .observe(queue, channel, Outcome::Abandoned, waited);
     }
 
     /// An item left `queue` for another.
@@ -338,9 +332,7 @@ impl RoutingMetrics {
         self.disposed
             .with_label_values(&[queue.as_str(), channel.as_str(), reason])
             .inc();
-        self.wait
-            .with_label_values(&[queue.as_str(), channel.as_str(), "disposed"])
-            .observe(waited.as_secs_f64());
+        self.wait.observe(queue, channel, Outcome::Disposed, waited);
     }
 
     /// An offer ended without an accept: `declined`, `timeout` or `rescinded`.
