@@ -15,7 +15,8 @@ use switchboard::sim::command::live_run;
 async fn a_live_run_matches_erlang_c_coarsely() {
     let backend = sqlite();
     let server = TestServer::start(&backend.url).await;
-    // 8 agents, 600 calls an hour of 30 s each (A = 5 Erlang), 15 minutes.
+    // 8 agents, 600 calls an hour of 30 s each (A = 5 Erlang), 15 minutes,
+    // twice: replications run one after another, for a confidence interval.
     let scenario = Mmn {
         agents: 8,
         calls_per_half_hour: 300,
@@ -23,22 +24,23 @@ async fn a_live_run_matches_erlang_c_coarsely() {
         patience_secs: None,
         duration_secs: 900,
         warmup_secs: 0,
-        replications: 1,
+        replications: 2,
         seed: 42,
     }
     .scenario();
     let url = format!("http://{}", server.grpc_addr);
-    let report = tokio::time::timeout(Duration::from_secs(90), live_run(&scenario, &url, 60.0))
+    let report = tokio::time::timeout(Duration::from_secs(150), live_run(&scenario, &url, 60.0))
         .await
         .expect("the live run ends")
         .expect("the live run succeeds");
     server.stop().await;
     assert_eq!(report.mode, "live");
+    assert_eq!(report.seeds, [42, 43]);
     let row = &report.rows[0];
     assert_eq!(row.model, Some("erlang_c"), "{row:?}");
     let offered = row.total.offered;
-    // About 150 arrivals are expected; 100 is more than four deviations below.
-    assert!(offered >= 100, "offered {offered}");
+    // About 300 arrivals are expected; 220 is more than four deviations below.
+    assert!(offered >= 220, "offered {offered}");
     assert!(
         row.total.answered * 100 >= offered * 95,
         "answered {} of {offered}",
@@ -48,6 +50,13 @@ async fn a_live_run_matches_erlang_c_coarsely() {
         let estimate = row.measure(name).expect("measured");
         (estimate.mean, estimate.predicted.expect("predicted"))
     };
+    for name in ["service_level", "asa", "aht", "occupancy"] {
+        let ci95 = row.measure(name).and_then(|estimate| estimate.ci95);
+        assert!(
+            ci95.is_some_and(|half| half.is_finite() && half >= 0.0),
+            "{name} has a confidence interval from the two replications: {row:?}"
+        );
+    }
     let (aht, predicted_aht) = measure("aht");
     assert!(
         (aht - predicted_aht).abs() <= 0.25 * predicted_aht,

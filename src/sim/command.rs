@@ -225,7 +225,9 @@ pub async fn live_run(
 /// The progress of a live run, in words.
 fn live_line(progress: &LiveProgress, speed: f64) -> String {
     format!(
-        "live x{speed}: {} of {} simulated, offered {}, answered {}, abandoned {}, waiting {}",
+        "live x{speed}: replication {}/{}: {} of {} simulated, offered {}, answered {}, abandoned {}, waiting {}",
+        progress.replication,
+        progress.replications,
         clock(progress.simulated_secs),
         clock(progress.duration_secs),
         progress.offered,

@@ -11,7 +11,7 @@
 //! [`LATENCY_ALLOWANCE`] of real time counts as no wait at all, for P(wait).
 
 use super::report::{Report, Tally};
-use super::scenario::{Scenario, Traffic};
+use super::scenario::{Scenario, SimAgent, Traffic};
 use crate::cli::apply::apply;
 use crate::cli::centre::{AgentEntry, CentreFile};
 use crate::cli::{ClientOptions, Supervisor};
@@ -67,6 +67,10 @@ impl From<crate::cli::CliError> for LiveError {
 /// How far a live run is, for a progress line.
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub struct LiveProgress {
+    /// Which replication is running, from 1.
+    pub replication: u32,
+    /// Replications in the run.
+    pub replications: u32,
     /// Simulated seconds so far.
     pub simulated_secs: f64,
     /// Simulated seconds of arrivals.
@@ -159,6 +163,8 @@ struct Floor {
 /// The fixed facts of a run, shared by its tasks.
 struct Plan {
     speed: f64,
+    /// Distinguishes this replication's interaction ids from any other's.
+    run_id: String,
     start: Instant,
     warmup: Duration,
     end: Duration,
@@ -179,8 +185,9 @@ impl Plan {
     }
 }
 
-/// Runs one replication of a scenario (its first seed) against the server
-/// at `url`, reporting progress about twice a second.
+/// Runs a scenario's replications against the server at `url`, one after
+/// another (each with its own seed, agents' sessions and bridge session,
+/// starting from an empty floor), reporting progress about twice a second.
 pub async fn run(
     scenario: &Scenario,
     url: &str,
@@ -209,6 +216,27 @@ pub async fn run(
     let mut supervisor = Supervisor::connect(&options).await?;
     apply(&mut supervisor, &centre, false).await?;
 
+    let seeds = scenario.run.seeds();
+    let mut replications = Vec::with_capacity(seeds.len());
+    for (number, &seed) in (1..).zip(&seeds) {
+        let counter = (number, scenario.run.replications);
+        replications
+            .push(replicate(scenario, &agents, &channel, speed, seed, counter, progress).await?);
+    }
+    Ok(Report::new("live", scenario, seeds, &replications))
+}
+
+/// One replication with `seed`, `counter` saying which of how many; returns
+/// its tallies.
+async fn replicate(
+    scenario: &Scenario,
+    agents: &[SimAgent],
+    channel: &GrpcChannel,
+    speed: f64,
+    seed: u64,
+    counter: (u32, u32),
+    progress: &(dyn Fn(&LiveProgress) + Sync),
+) -> Result<BTreeMap<(QueueId, Channel), Tally>, LiveError> {
     let mut keys = Vec::new();
     let mut thresholds = Vec::new();
     let mut wrap_ups = Vec::new();
@@ -224,11 +252,11 @@ pub async fn run(
         thresholds.push(f64::from(queue.sl_thresholds.get(traffic.channel)));
         wrap_ups.push(f64::from(queue.wrap_up_secs));
     }
-    let seed = scenario.run.seed;
     // Traffic starts a moment after the always-on agents begin signing in.
     let lead = Duration::from_millis(500);
     let mut plan = Plan {
         speed,
+        run_id: uuid::Uuid::new_v4().simple().to_string(),
         start: Instant::now() + lead,
         warmup: Duration::ZERO,
         end: Duration::ZERO,
@@ -245,6 +273,7 @@ pub async fn run(
             floor.tallies.entry(key.clone()).or_default();
         }
         floor.progress.duration_secs = f64::from(scenario.duration_secs());
+        (floor.progress.replication, floor.progress.replications) = counter;
     }
 
     let (stop_agents, stopped) = tokio::sync::watch::channel(false);
@@ -363,7 +392,7 @@ pub async fn run(
         }
         Err(_) => BTreeMap::new(),
     };
-    Ok(Report::new("live", scenario, vec![seed], &[tallies]))
+    Ok(tallies)
 }
 
 /// Sends the bridge's lifecycle reports on its session, numbering them.
@@ -559,7 +588,7 @@ impl Arrivals {
             let patience_secs = patience.map(|p| p.sample(&mut self.rng));
             let submitted = Instant::now();
             let request = pb::SubmitInteractionRequest {
-                interaction_id: format!("sim-{}-{}-{n}", std::process::id(), self.stream),
+                interaction_id: format!("sim-{}-{}-{n}", plan.run_id, self.stream),
                 channel: crate::grpc::convert::channel_to_proto(self.channel) as i32,
                 from_address: format!("sip:consumer-{n}@consumer.example"),
                 display_name: format!("Consumer {n}"),

@@ -147,6 +147,15 @@ fn one_u64() -> u64 {
     1
 }
 
+impl RunSpec {
+    /// The seed of each replication.
+    pub fn seeds(&self) -> Vec<u64> {
+        (0..self.replications)
+            .map(|replication| self.seed.wrapping_add(u64::from(replication)))
+            .collect()
+    }
+}
+
 impl Default for RunSpec {
     fn default() -> Self {
         Self {

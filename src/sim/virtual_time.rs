@@ -152,9 +152,7 @@ struct Replication<'a> {
 /// deterministic in its seed, so the report does not depend on the threads).
 pub fn run(scenario: &Scenario, progress: &(dyn Fn(&Progress) + Sync)) -> Result<Report, SimError> {
     let replications = scenario.run.replications;
-    let seeds: Vec<u64> = (0..replications)
-        .map(|replication| scenario.run.seed.wrapping_add(u64::from(replication)))
-        .collect();
+    let seeds = scenario.run.seeds();
     let threads = std::thread::available_parallelism()
         .map_or(1, |n| n.get())
         .min(seeds.len());
