@@ -135,7 +135,18 @@ impl Live {
             store.list_agents().await?,
             store.list_entry_points().await?,
         );
-        writer.write_detached(router.recover(store.open_work_items().await?));
+        // Items are rebuilt as the store reads them, so that reading and
+        // rebuilding overlap.
+        let mut records = Vec::new();
+        let mut recovered = 0_u64;
+        store
+            .each_open_work_item(&mut |stored| {
+                router.recover(stored, &mut records);
+                recovered += 1;
+            })
+            .await?;
+        tracing::info!(recovered, "open work items recovered");
+        writer.write_detached(records);
         let (ops, inbox) = mpsc::channel(config.command_queue);
         let router_task = tokio::spawn(router.run(inbox));
         let (stop, stopping) = watch::channel(false);

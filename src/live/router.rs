@@ -550,56 +550,46 @@ impl Router {
         true
     }
 
-    /// Rebuilds routing from the open work items of the store, in enqueue
-    /// order. Waiting items keep their arrival, enqueue time and priority, so
-    /// their place in line and routing step; offers in flight go back to
-    /// their place in line; answered items wait for the bridge to end them
-    /// (their agents, signed out by the restart, sign in again); wrap-ups
-    /// end, since their agents are signed out. Returns the records to write.
-    pub(super) fn recover(&mut self, open: Vec<StoredWorkItem>) -> Vec<Record> {
-        let mut records = Vec::new();
+    /// Rebuilds routing from one open work item of the store, given in
+    /// enqueue order. A waiting item keeps its arrival, enqueue time and
+    /// priority, so its place in line and routing step; an offer in flight
+    /// goes back to its place in line; an answered item waits for the bridge
+    /// to end it (its agent, signed out by the restart, signs in again); a
+    /// wrap-up ends, since its agent is signed out. Adds the records to
+    /// write to `records`.
+    pub(super) fn recover(&mut self, stored: StoredWorkItem, records: &mut Vec<Record>) {
         let now = self.clock.now();
-        let mut requeued = 0;
-        for stored in open {
-            let item = stored.item.id;
-            let queue = stored.item.queue.clone();
-            match stored.state.as_str() {
-                "waiting" | "offered" => {
-                    if stored.state == "offered" {
-                        records.push(event(
-                            item,
-                            now,
-                            EventKind::OfferRescinded,
-                            queue.clone(),
-                            stored.agent.clone(),
-                        ));
-                    }
-                    if let Err(error) = self.route_stored(stored.item, &mut records) {
-                        tracing::error!(%item, %error, "a recovered work item could not be queued again");
-                    }
-                    requeued += 1;
+        let item = stored.item.id;
+        let queue = stored.item.queue.clone();
+        match stored.state.as_str() {
+            "waiting" | "offered" => {
+                if stored.state == "offered" {
+                    records.push(event(
+                        item,
+                        now,
+                        EventKind::OfferRescinded,
+                        queue.clone(),
+                        stored.agent.clone(),
+                    ));
                 }
-                "wrap_up" => {
-                    records.push(event(item, now, EventKind::Completed, queue, stored.agent));
-                }
-                _ => {
-                    self.interactions
-                        .insert(stored.item.interaction_id.clone(), item);
-                    let connected = stored.state == "connected";
-                    let mut details = Details::waiting(stored.item, queue);
-                    details.agent = stored.agent;
-                    details.delivered = true;
-                    details.connected = connected;
-                    self.items.insert(item, details);
+                if let Err(error) = self.route_stored(stored.item, records) {
+                    tracing::error!(%item, %error, "a recovered work item could not be queued again");
                 }
             }
+            "wrap_up" => {
+                records.push(event(item, now, EventKind::Completed, queue, stored.agent));
+            }
+            _ => {
+                self.interactions
+                    .insert(stored.item.interaction_id.clone(), item);
+                let connected = stored.state == "connected";
+                let mut details = Details::waiting(stored.item, queue);
+                details.agent = stored.agent;
+                details.delivered = true;
+                details.connected = connected;
+                self.items.insert(item, details);
+            }
         }
-        tracing::info!(
-            requeued,
-            open = self.items.len(),
-            "open work items recovered"
-        );
-        records
     }
 
     /// Queues a stored work item again with its original times and priority.

@@ -112,8 +112,19 @@ pub trait Store: Send + Sync + 'static {
     async fn append(&self, records: &[Record]) -> Result<()>;
     /// The first segment of an interaction, if the bridge submitted it before.
     async fn find_work_item(&self, interaction: &InteractionId) -> Result<Option<StoredWorkItem>>;
-    /// Every work item not yet finished, in enqueue order, for recovery.
-    async fn open_work_items(&self) -> Result<Vec<StoredWorkItem>>;
+    /// Hands every work item not yet finished to `each`, in enqueue order,
+    /// as it is read, for recovery.
+    async fn each_open_work_item(
+        &self,
+        each: &mut (dyn FnMut(StoredWorkItem) + Send),
+    ) -> Result<()>;
+    /// Every work item not yet finished, in enqueue order.
+    async fn open_work_items(&self) -> Result<Vec<StoredWorkItem>> {
+        let mut items = Vec::new();
+        self.each_open_work_item(&mut |item| items.push(item))
+            .await?;
+        Ok(items)
+    }
     /// A work item's lifecycle, oldest first.
     async fn work_item_events(&self, id: WorkItemId) -> Result<Vec<WorkItemEvent>>;
     /// An agent's routing-state history, oldest first.

@@ -699,52 +699,44 @@ macro_rules! impl_sql_store {
             }
 
             /// Reads the work items a query selects, binding `key` as `$1` when given.
-            async fn load_work_items(&self, query: &'static str, key: Option<&str>) -> Result<Vec<StoredWorkItem>> {
-                let mut statement = sqlx::query(query);
-                if let Some(key) = key {
-                    statement = statement.bind(key);
-                }
-                let rows = statement.fetch_all(&self.pool).await.map_err(db_error)?;
-                let mut items = Vec::with_capacity(rows.len());
-                for row in rows {
-                    let id: String = row.try_get("id").map_err(db_error)?;
-                    let interaction: String = row.try_get("interaction_id").map_err(db_error)?;
-                    let channel: String = row.try_get("channel").map_err(db_error)?;
-                    let attributes: String = row.try_get("attributes").map_err(db_error)?;
-                    let required: String = row.try_get("required_skills").map_err(db_error)?;
-                    let entry_point: Option<String> = row.try_get("entry_point").map_err(db_error)?;
-                    let queue: String = row.try_get("queue_id").map_err(db_error)?;
-                    let agent: Option<String> = row.try_get("agent_id").map_err(db_error)?;
-                    let segment: i64 = row.try_get("segment").map_err(db_error)?;
-                    let priority: i64 = row.try_get("priority").map_err(db_error)?;
-                    let answered_at: Option<i64> = row.try_get("answered_at").map_err(db_error)?;
-                    let ended_at: Option<i64> = row.try_get("ended_at").map_err(db_error)?;
-                    items.push(StoredWorkItem {
-                        item: WorkItemRecord {
-                            id: sql::work_item_id_from_column(&id)?,
-                            interaction_id: interaction.into(),
-                            segment: sql::to_u32(segment),
-                            channel: sql::channel_from_column(&channel)?,
-                            from_address: row.try_get("from_address").map_err(db_error)?,
-                            to_address: row.try_get("to_address").map_err(db_error)?,
-                            display_name: row.try_get("display_name").map_err(db_error)?,
-                            entry_point: entry_point.map(Into::into),
-                            language: row.try_get("language").map_err(db_error)?,
-                            attributes: sql::from_json("attributes", &attributes)?,
-                            required_skills: sql::from_json("required_skills", &required)?,
-                            priority: i32::try_from(priority).unwrap_or_default(),
-                            is_transfer: row.try_get("is_transfer").map_err(db_error)?,
-                            queue: queue.into(),
-                            arrived_at: Timestamp::from_millis(row.try_get("arrived_at").map_err(db_error)?),
-                            enqueued_at: Timestamp::from_millis(row.try_get("enqueued_at").map_err(db_error)?),
-                        },
-                        state: row.try_get("state").map_err(db_error)?,
-                        agent: agent.map(Into::into),
-                        answered_at: answered_at.map(Timestamp::from_millis),
-                        ended_at: ended_at.map(Timestamp::from_millis),
-                    });
-                }
-                Ok(items)
+            /// A work item and its state from a row of `select_work_items!`.
+            fn work_item_from_row(row: &<$db as sqlx::Database>::Row) -> Result<StoredWorkItem> {
+                let id: String = row.try_get("id").map_err(db_error)?;
+                let interaction: String = row.try_get("interaction_id").map_err(db_error)?;
+                let channel: String = row.try_get("channel").map_err(db_error)?;
+                let attributes: String = row.try_get("attributes").map_err(db_error)?;
+                let required: String = row.try_get("required_skills").map_err(db_error)?;
+                let entry_point: Option<String> = row.try_get("entry_point").map_err(db_error)?;
+                let queue: String = row.try_get("queue_id").map_err(db_error)?;
+                let agent: Option<String> = row.try_get("agent_id").map_err(db_error)?;
+                let segment: i64 = row.try_get("segment").map_err(db_error)?;
+                let priority: i64 = row.try_get("priority").map_err(db_error)?;
+                let answered_at: Option<i64> = row.try_get("answered_at").map_err(db_error)?;
+                let ended_at: Option<i64> = row.try_get("ended_at").map_err(db_error)?;
+                Ok(StoredWorkItem {
+                    item: WorkItemRecord {
+                        id: sql::work_item_id_from_column(&id)?,
+                        interaction_id: interaction.into(),
+                        segment: sql::to_u32(segment),
+                        channel: sql::channel_from_column(&channel)?,
+                        from_address: row.try_get("from_address").map_err(db_error)?,
+                        to_address: row.try_get("to_address").map_err(db_error)?,
+                        display_name: row.try_get("display_name").map_err(db_error)?,
+                        entry_point: entry_point.map(Into::into),
+                        language: row.try_get("language").map_err(db_error)?,
+                        attributes: sql::from_json("attributes", &attributes)?,
+                        required_skills: sql::from_json("required_skills", &required)?,
+                        priority: i32::try_from(priority).unwrap_or_default(),
+                        is_transfer: row.try_get("is_transfer").map_err(db_error)?,
+                        queue: queue.into(),
+                        arrived_at: Timestamp::from_millis(row.try_get("arrived_at").map_err(db_error)?),
+                        enqueued_at: Timestamp::from_millis(row.try_get("enqueued_at").map_err(db_error)?),
+                    },
+                    state: row.try_get("state").map_err(db_error)?,
+                    agent: agent.map(Into::into),
+                    answered_at: answered_at.map(Timestamp::from_millis),
+                    ended_at: ended_at.map(Timestamp::from_millis),
+                })
             }
 
             /// Serialises a configuration object for the audit log's detail column.
@@ -1137,13 +1129,24 @@ macro_rules! impl_sql_store {
             }
 
             async fn find_work_item(&self, interaction: &InteractionId) -> Result<Option<StoredWorkItem>> {
-                let query = sql::SELECT_WORK_ITEM_BY_INTERACTION;
-                let mut items = self.load_work_items(query, Some(interaction.as_str())).await?;
-                Ok(items.pop())
+                let row = sqlx::query(sql::SELECT_WORK_ITEM_BY_INTERACTION)
+                    .bind(interaction.as_str())
+                    .fetch_optional(&self.pool)
+                    .await
+                    .map_err(db_error)?;
+                row.as_ref().map(Self::work_item_from_row).transpose()
             }
 
-            async fn open_work_items(&self) -> Result<Vec<StoredWorkItem>> {
-                self.load_work_items(sql::SELECT_OPEN_WORK_ITEMS, None).await
+            async fn each_open_work_item(
+                &self,
+                each: &mut (dyn FnMut(StoredWorkItem) + Send),
+            ) -> Result<()> {
+                use tokio_stream::StreamExt;
+                let mut rows = sqlx::query(sql::SELECT_OPEN_WORK_ITEMS).fetch(&self.pool);
+                while let Some(row) = rows.next().await {
+                    each(Self::work_item_from_row(&row.map_err(db_error)?)?);
+                }
+                Ok(())
             }
 
             async fn work_item_events(&self, id: WorkItemId) -> Result<Vec<WorkItemEvent>> {
