@@ -44,6 +44,7 @@ conformance!(
     every_change_is_audited,
     work_item_lifecycle_is_recorded,
     a_failed_batch_writes_nothing,
+    many_open_items_come_back_whole_and_in_order,
     interval_report_matches_the_hand_computed_fixture,
 );
 
@@ -215,6 +216,46 @@ fn event(item: &WorkItemRecord, at: i64, kind: EventKind, agent: Option<&str>) -
 
 mod suite {
     use super::*;
+
+    /// More open items than one read of the store takes at a time (SQLite
+    /// reads 10,000 at once), with ties in enqueue time, transfers among
+    /// them, and some finished in between.
+    pub async fn many_open_items_come_back_whole_and_in_order(store: &dyn Store) {
+        seed(store).await;
+        const ITEMS: i64 = 12_000;
+        let mut expected = Vec::new();
+        let mut records = Vec::new();
+        for n in 0..ITEMS {
+            let mut item = work_item(&format!("many-{n}"), 100_000 + n / 3);
+            item.is_transfer = n % 2 == 1;
+            item.segment = u32::from(item.is_transfer);
+            records.push(Record::Created(item.clone()));
+            records.push(event(
+                &item,
+                item.enqueued_at.millis(),
+                EventKind::Queued,
+                None,
+            ));
+            if n % 7 == 0 {
+                records.push(event(&item, 200_000, EventKind::Abandoned, None));
+            } else {
+                expected.push(item);
+            }
+            if records.len() >= 5_000 {
+                store.append(&records).await.unwrap();
+                records.clear();
+            }
+        }
+        store.append(&records).await.unwrap();
+        expected.sort_by_key(|item| (item.enqueued_at, item.id.to_string()));
+
+        let open = store.open_work_items().await.unwrap();
+        assert_eq!(open.len(), expected.len(), "every open item, once");
+        for (stored, item) in open.iter().zip(&expected) {
+            assert_eq!(&stored.item, item, "in enqueue order, ties by id");
+            assert_eq!(stored.state, "waiting");
+        }
+    }
 
     pub async fn work_item_lifecycle_is_recorded(store: &dyn Store) {
         let done = work_item("call-1", 10_000);

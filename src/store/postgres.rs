@@ -11,6 +11,19 @@ pub struct PgStore {
 }
 
 impl PgStore {
+    /// Hands every open work item to `each` as its row arrives.
+    async fn read_open_work_items(
+        &self,
+        each: &mut (dyn FnMut(StoredWorkItem) + Send),
+    ) -> crate::error::Result<()> {
+        use tokio_stream::StreamExt;
+        let mut rows = sqlx::query(super::sql::SELECT_OPEN_WORK_ITEMS).fetch(&self.pool);
+        while let Some(row) = rows.next().await {
+            each(Self::work_item_from_row(&row.map_err(super::db_error)?)?);
+        }
+        Ok(())
+    }
+
     /// Starts a write transaction: read committed is enough: constraints and row locks guard every write.
     const BEGIN_WRITE: &str = "BEGIN";
 

@@ -4,10 +4,10 @@
 //! once and instantiates it for each pool type; each back-end adds only its
 //! connection set-up and migrations.
 
-use super::records::EventKind;
+use super::records::{EventKind, StoredWorkItem, WorkItemRecord};
 use crate::domain::{
     Agent, AgentKind, Channel, ChannelCapacity, ChannelThresholds, Disposition, QueueLimits,
-    RoutingStep, SelectionStrategy, SkillRequirement, WorkItemId,
+    RoutingStep, SelectionStrategy, SkillRequirement, Timestamp, WorkItemId,
 };
 use crate::error::{Error, Result};
 
@@ -238,6 +238,79 @@ pub(super) fn channel_from_column(name: &str) -> Result<Channel> {
     })
 }
 
+/// A work item's columns in the order `select_work_items!` reads them, as
+/// a row gives them or as a JSON array of them does.
+#[derive(Debug, serde::Deserialize)]
+pub(super) struct WorkItemColumns {
+    pub id: String,
+    pub interaction_id: String,
+    pub segment: i64,
+    pub channel: String,
+    pub from_address: String,
+    pub to_address: String,
+    pub display_name: String,
+    pub entry_point: Option<String>,
+    pub language: Option<String>,
+    pub attributes: String,
+    pub required_skills: String,
+    pub priority: i64,
+    #[serde(deserialize_with = "bool_or_integer")]
+    pub is_transfer: bool,
+    pub queue_id: String,
+    pub state: String,
+    pub agent_id: Option<String>,
+    pub arrived_at: i64,
+    pub enqueued_at: i64,
+    pub answered_at: Option<i64>,
+    pub ended_at: Option<i64>,
+}
+
+/// A boolean as JSON gives it: `true` / `false`, or SQLite's 1 / 0.
+fn bool_or_integer<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> std::result::Result<bool, D::Error> {
+    #[derive(serde::Deserialize)]
+    #[serde(untagged)]
+    enum Flag {
+        Bool(bool),
+        Integer(i64),
+    }
+    Ok(match serde::Deserialize::deserialize(deserializer)? {
+        Flag::Bool(flag) => flag,
+        Flag::Integer(value) => value != 0,
+    })
+}
+
+impl WorkItemColumns {
+    /// The work item and its state.
+    pub(super) fn into_stored(self) -> Result<StoredWorkItem> {
+        Ok(StoredWorkItem {
+            item: WorkItemRecord {
+                id: work_item_id_from_column(&self.id)?,
+                interaction_id: self.interaction_id.into(),
+                segment: to_u32(self.segment),
+                channel: channel_from_column(&self.channel)?,
+                from_address: self.from_address,
+                to_address: self.to_address,
+                display_name: self.display_name,
+                entry_point: self.entry_point.map(Into::into),
+                language: self.language,
+                attributes: from_json("attributes", &self.attributes)?,
+                required_skills: from_json("required_skills", &self.required_skills)?,
+                priority: i32::try_from(self.priority).unwrap_or_default(),
+                is_transfer: self.is_transfer,
+                queue: self.queue_id.into(),
+                arrived_at: Timestamp::from_millis(self.arrived_at),
+                enqueued_at: Timestamp::from_millis(self.enqueued_at),
+            },
+            state: self.state,
+            agent: self.agent_id.map(Into::into),
+            answered_at: self.answered_at.map(Timestamp::from_millis),
+            ended_at: self.ended_at.map(Timestamp::from_millis),
+        })
+    }
+}
+
 /// Reads a work-item id column.
 pub(super) fn work_item_id_from_column(text: &str) -> Result<WorkItemId> {
     uuid::Uuid::parse_str(text)
@@ -259,7 +332,7 @@ macro_rules! impl_sql_store {
         use $crate::error::{Error, Result};
         use $crate::store::sql::{self, QueueColumns};
         use $crate::store::records::{
-            AgentStateRecord, EventKind, Record, StoredWorkItem, WorkItemEvent, WorkItemRecord,
+            AgentStateRecord, EventKind, Record, StoredWorkItem, WorkItemEvent,
         };
         use $crate::store::report::{self, IntervalRow, ReportRange, RowKey};
         use $crate::store::{Actor, AuditEntry, Store, db_error, is_unique_violation};
@@ -701,42 +774,29 @@ macro_rules! impl_sql_store {
             /// Reads the work items a query selects, binding `key` as `$1` when given.
             /// A work item and its state from a row of `select_work_items!`.
             fn work_item_from_row(row: &<$db as sqlx::Database>::Row) -> Result<StoredWorkItem> {
-                let id: String = row.try_get("id").map_err(db_error)?;
-                let interaction: String = row.try_get("interaction_id").map_err(db_error)?;
-                let channel: String = row.try_get("channel").map_err(db_error)?;
-                let attributes: String = row.try_get("attributes").map_err(db_error)?;
-                let required: String = row.try_get("required_skills").map_err(db_error)?;
-                let entry_point: Option<String> = row.try_get("entry_point").map_err(db_error)?;
-                let queue: String = row.try_get("queue_id").map_err(db_error)?;
-                let agent: Option<String> = row.try_get("agent_id").map_err(db_error)?;
-                let segment: i64 = row.try_get("segment").map_err(db_error)?;
-                let priority: i64 = row.try_get("priority").map_err(db_error)?;
-                let answered_at: Option<i64> = row.try_get("answered_at").map_err(db_error)?;
-                let ended_at: Option<i64> = row.try_get("ended_at").map_err(db_error)?;
-                Ok(StoredWorkItem {
-                    item: WorkItemRecord {
-                        id: sql::work_item_id_from_column(&id)?,
-                        interaction_id: interaction.into(),
-                        segment: sql::to_u32(segment),
-                        channel: sql::channel_from_column(&channel)?,
-                        from_address: row.try_get("from_address").map_err(db_error)?,
-                        to_address: row.try_get("to_address").map_err(db_error)?,
-                        display_name: row.try_get("display_name").map_err(db_error)?,
-                        entry_point: entry_point.map(Into::into),
-                        language: row.try_get("language").map_err(db_error)?,
-                        attributes: sql::from_json("attributes", &attributes)?,
-                        required_skills: sql::from_json("required_skills", &required)?,
-                        priority: i32::try_from(priority).unwrap_or_default(),
-                        is_transfer: row.try_get("is_transfer").map_err(db_error)?,
-                        queue: queue.into(),
-                        arrived_at: Timestamp::from_millis(row.try_get("arrived_at").map_err(db_error)?),
-                        enqueued_at: Timestamp::from_millis(row.try_get("enqueued_at").map_err(db_error)?),
-                    },
+                sql::WorkItemColumns {
+                    id: row.try_get("id").map_err(db_error)?,
+                    interaction_id: row.try_get("interaction_id").map_err(db_error)?,
+                    segment: row.try_get("segment").map_err(db_error)?,
+                    channel: row.try_get("channel").map_err(db_error)?,
+                    from_address: row.try_get("from_address").map_err(db_error)?,
+                    to_address: row.try_get("to_address").map_err(db_error)?,
+                    display_name: row.try_get("display_name").map_err(db_error)?,
+                    entry_point: row.try_get("entry_point").map_err(db_error)?,
+                    language: row.try_get("language").map_err(db_error)?,
+                    attributes: row.try_get("attributes").map_err(db_error)?,
+                    required_skills: row.try_get("required_skills").map_err(db_error)?,
+                    priority: row.try_get("priority").map_err(db_error)?,
+                    is_transfer: row.try_get("is_transfer").map_err(db_error)?,
+                    queue_id: row.try_get("queue_id").map_err(db_error)?,
                     state: row.try_get("state").map_err(db_error)?,
-                    agent: agent.map(Into::into),
-                    answered_at: answered_at.map(Timestamp::from_millis),
-                    ended_at: ended_at.map(Timestamp::from_millis),
-                })
+                    agent_id: row.try_get("agent_id").map_err(db_error)?,
+                    arrived_at: row.try_get("arrived_at").map_err(db_error)?,
+                    enqueued_at: row.try_get("enqueued_at").map_err(db_error)?,
+                    answered_at: row.try_get("answered_at").map_err(db_error)?,
+                    ended_at: row.try_get("ended_at").map_err(db_error)?,
+                }
+                .into_stored()
             }
 
             /// Serialises a configuration object for the audit log's detail column.
@@ -1141,12 +1201,7 @@ macro_rules! impl_sql_store {
                 &self,
                 each: &mut (dyn FnMut(StoredWorkItem) + Send),
             ) -> Result<()> {
-                use tokio_stream::StreamExt;
-                let mut rows = sqlx::query(sql::SELECT_OPEN_WORK_ITEMS).fetch(&self.pool);
-                while let Some(row) = rows.next().await {
-                    each(Self::work_item_from_row(&row.map_err(db_error)?)?);
-                }
-                Ok(())
+                self.read_open_work_items(each).await
             }
 
             async fn work_item_events(&self, id: WorkItemId) -> Result<Vec<WorkItemEvent>> {
