@@ -11,6 +11,9 @@ pub struct PgStore {
 }
 
 impl PgStore {
+    /// Starts a write transaction: read committed is enough: constraints and row locks guard every write.
+    const BEGIN_WRITE: &str = "BEGIN";
+
     /// Hands every open work item to `each` as its row arrives.
     async fn read_open_work_items(
         &self,
@@ -23,9 +26,6 @@ impl PgStore {
         }
         Ok(())
     }
-
-    /// Starts a write transaction: read committed is enough: constraints and row locks guard every write.
-    const BEGIN_WRITE: &str = "BEGIN";
 
     /// Connects to the database a `postgres://` URL names and applies
     /// migrations. The URL never reaches a log: it may hold a password.

@@ -190,24 +190,47 @@ pub(super) const UPDATE_WORK_ITEM: &str = "UPDATE work_items SET state = COALESC
 pub(super) const INSERT_AGENT_STATE: &str =
     "INSERT INTO agent_state_history (agent_id, at, state, reason) VALUES ($1, $2, $3, $4)";
 
-/// The columns of `work_items` that [`StoredWorkItem`](super::StoredWorkItem) reads.
-macro_rules! select_work_items {
+/// The columns of `work_items` that [`StoredWorkItem`](super::StoredWorkItem)
+/// reads, in the order of [`WorkItemColumns`].
+macro_rules! work_item_columns {
     () => {
-        "SELECT id, interaction_id, segment, channel, \
+        "id, interaction_id, segment, channel, \
     from_address, to_address, display_name, entry_point, language, attributes, required_skills, \
-    priority, is_transfer, queue_id, state, agent_id, arrived_at, enqueued_at, answered_at, ended_at \
-    FROM work_items"
+    priority, is_transfer, queue_id, state, agent_id, arrived_at, enqueued_at, answered_at, ended_at"
+    };
+}
+
+/// The condition of a work item still in routing (the partial index's too).
+macro_rules! is_open {
+    () => {
+        "state IN ('waiting', 'offered', 'answered', 'connected', 'wrap_up')"
     };
 }
 
 pub(super) const SELECT_WORK_ITEM_BY_INTERACTION: &str = concat!(
-    select_work_items!(),
-    " WHERE interaction_id = $1 AND segment = 0"
+    "SELECT ",
+    work_item_columns!(),
+    " FROM work_items WHERE interaction_id = $1 AND segment = 0"
 );
 
 pub(super) const SELECT_OPEN_WORK_ITEMS: &str = concat!(
-    select_work_items!(),
-    " WHERE state IN ('waiting', 'offered', 'answered', 'connected', 'wrap_up') ORDER BY enqueued_at, id"
+    "SELECT ",
+    work_item_columns!(),
+    " FROM work_items WHERE ",
+    is_open!(),
+    " ORDER BY enqueued_at, id"
+);
+
+/// Open work items after an (enqueued_at, id) key, in enqueue order, at
+/// most $3 of them, as one JSON array of column arrays (SQLite): one row
+/// per chunk rather than one per item, since sqlx-sqlite hands rows over
+/// from its worker thread one at a time, copying every column.
+pub(super) const SELECT_OPEN_WORK_ITEMS_AS_JSON: &str = concat!(
+    "SELECT json_group_array(json_array(",
+    work_item_columns!(),
+    ") ORDER BY enqueued_at, id) FROM (SELECT * FROM work_items WHERE ",
+    is_open!(),
+    " AND (enqueued_at, id) > ($1, $2) ORDER BY enqueued_at, id LIMIT $3)"
 );
 
 /// True for events after which the item has left routing for good.
@@ -238,7 +261,7 @@ pub(super) fn channel_from_column(name: &str) -> Result<Channel> {
     })
 }
 
-/// A work item's columns in the order `select_work_items!` reads them, as
+/// A work item's columns in the order `work_item_columns!` lists them, as
 /// a row gives them or as a JSON array of them does.
 #[derive(Debug, serde::Deserialize)]
 pub(super) struct WorkItemColumns {
@@ -772,7 +795,7 @@ macro_rules! impl_sql_store {
             }
 
             /// Reads the work items a query selects, binding `key` as `$1` when given.
-            /// A work item and its state from a row of `select_work_items!`.
+            /// A work item and its state from a row of `work_item_columns!`.
             fn work_item_from_row(row: &<$db as sqlx::Database>::Row) -> Result<StoredWorkItem> {
                 sql::WorkItemColumns {
                     id: row.try_get("id").map_err(db_error)?,

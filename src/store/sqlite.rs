@@ -3,7 +3,6 @@
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
-
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -16,18 +15,6 @@ pub struct SqliteStore {
 /// Open work items per statement of the recovery read.
 const OPEN_CHUNK: usize = 10_000;
 
-/// Open work items after an (enqueued_at, id) key, in enqueue order, as one
-/// JSON array of `select_work_items!` column arrays: one row per chunk
-/// rather than one per item, since sqlx-sqlite hands rows over from its
-/// worker thread one at a time, copying every column.
-const SELECT_OPEN_CHUNK: &str = "SELECT json_group_array(json_array(id, interaction_id, segment, \
-    channel, from_address, to_address, display_name, entry_point, language, attributes, \
-    required_skills, priority, is_transfer, queue_id, state, agent_id, arrived_at, enqueued_at, \
-    answered_at, ended_at) ORDER BY enqueued_at, id) \
-    FROM (SELECT * FROM work_items \
-    WHERE state IN ('waiting', 'offered', 'answered', 'connected', 'wrap_up') \
-    AND (enqueued_at, id) > ($1, $2) ORDER BY enqueued_at, id LIMIT $3)";
-
 impl SqliteStore {
     /// Hands every open work item to `each`, reading them a chunk at a time
     /// in one read transaction, so they are one snapshot.
@@ -38,7 +25,7 @@ impl SqliteStore {
         let mut tx = self.pool.begin().await.map_err(super::db_error)?;
         let mut after = (i64::MIN, String::new());
         loop {
-            let chunk: String = sqlx::query_scalar(SELECT_OPEN_CHUNK)
+            let chunk: String = sqlx::query_scalar(sql::SELECT_OPEN_WORK_ITEMS_AS_JSON)
                 .bind(after.0)
                 .bind(&after.1)
                 .bind(OPEN_CHUNK as i64)
