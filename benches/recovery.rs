@@ -11,7 +11,7 @@ use switchboard::bench::ceiling::submission;
 use switchboard::domain::{Queue, Timestamp};
 use switchboard::live::{Live, LiveConfig};
 use switchboard::metrics::{self, StoreMetrics};
-use switchboard::store::{self, Actor};
+use switchboard::store::{self, Actor, ScratchSchema};
 
 /// Open work items in the store.
 const OPEN_ITEMS: usize = 100_000;
@@ -67,13 +67,15 @@ fn recovery(c: &mut Criterion) {
         "sqlite",
         format!("sqlite://{}", dir.path().join("recovery.db").display()),
     )];
-    let postgres = std::env::var("SWITCHBOARD_BENCH_POSTGRES_URL").ok();
-    let schema = format!("bench_{}", uuid::Uuid::new_v4().simple());
-    if let Some(base) = &postgres {
-        runtime.block_on(postgres_schema(base, &format!("CREATE SCHEMA {schema}")));
-        let separator = if base.contains('?') { '&' } else { '?' };
-        let url = format!("{base}{separator}options=-c%20search_path%3D{schema}");
-        targets.push(("postgres", url));
+    let postgres = std::env::var("SWITCHBOARD_BENCH_POSTGRES_URL")
+        .ok()
+        .map(|base| {
+            runtime
+                .block_on(ScratchSchema::create(&base, "bench"))
+                .expect("the PostgreSQL server answers and a schema can be created")
+        });
+    if let Some(schema) = &postgres {
+        targets.push(("postgres", schema.url()));
     }
     let mut group = c.benchmark_group("recovery");
     group.sample_size(10);
@@ -91,24 +93,11 @@ fn recovery(c: &mut Criterion) {
         });
     }
     group.finish();
-    if let Some(base) = &postgres {
-        runtime.block_on(postgres_schema(
-            base,
-            &format!("DROP SCHEMA {schema} CASCADE"),
-        ));
+    if let Some(schema) = postgres {
+        runtime
+            .block_on(schema.drop_schema())
+            .expect("the benchmark's schema is dropped");
     }
-}
-
-/// Runs one schema statement on the PostgreSQL server.
-async fn postgres_schema(base: &str, statement: &str) {
-    let pool = sqlx::PgPool::connect(base)
-        .await
-        .expect("the PostgreSQL server answers");
-    sqlx::raw_sql(sqlx::AssertSqlSafe(statement.to_string()))
-        .execute(&pool)
-        .await
-        .expect("the schema statement runs");
-    pool.close().await;
 }
 
 criterion_group!(benches, recovery);

@@ -44,6 +44,7 @@ conformance!(
     every_change_is_audited,
     work_item_lifecycle_is_recorded,
     a_failed_batch_writes_nothing,
+    a_batch_leaves_what_its_records_one_at_a_time_leave,
     many_open_items_come_back_whole_and_in_order,
     interval_report_matches_the_hand_computed_fixture,
 );
@@ -216,6 +217,128 @@ fn event(item: &WorkItemRecord, at: i64, kind: EventKind, agent: Option<&str>) -
 
 mod suite {
     use super::*;
+
+    /// The lifecycles the batch test writes: an item answered after a
+    /// decline and completed, and one moved back to waiting and reprioritised.
+    fn lifecycles(done: &WorkItemRecord, waiting: &WorkItemRecord) -> Vec<Record> {
+        let reprioritised = Record::Event(WorkItemEvent {
+            priority: Some(7),
+            ..match event(waiting, 4_000, EventKind::Reprioritised, None) {
+                Record::Event(event) => event,
+                _ => unreachable!("event() makes events"),
+            }
+        });
+        vec![
+            Record::Created(done.clone()),
+            Record::Created(waiting.clone()),
+            event(done, 1_000, EventKind::Queued, None),
+            event(waiting, 1_000, EventKind::Queued, None),
+            event(done, 2_000, EventKind::Offered, Some("alice")),
+            event(waiting, 2_000, EventKind::Offered, Some("bob")),
+            event(done, 3_000, EventKind::OfferDeclined, Some("alice")),
+            event(waiting, 3_000, EventKind::OfferTimedOut, Some("bob")),
+            reprioritised,
+            event(done, 5_000, EventKind::Offered, Some("bob")),
+            event(done, 6_000, EventKind::Answered, Some("bob")),
+            event(done, 7_000, EventKind::Connected, Some("bob")),
+            event(done, 8_000, EventKind::Ended, Some("bob")),
+            event(done, 9_000, EventKind::Completed, Some("bob")),
+            Record::AgentState(AgentStateRecord {
+                agent: "bob".into(),
+                at: Timestamp::from_millis(9_000),
+                state: "ready".into(),
+                reason: None,
+            }),
+        ]
+    }
+
+    /// A group commit writes many records in a few statements; what it
+    /// leaves must be what the same records, appended one at a time, leave.
+    pub async fn a_batch_leaves_what_its_records_one_at_a_time_leave(store: &dyn Store) {
+        seed(store).await;
+        let singles = (
+            work_item("single-done", 1_000),
+            work_item("single-waiting", 1_000),
+        );
+        for record in lifecycles(&singles.0, &singles.1) {
+            store.append(&[record]).await.unwrap();
+        }
+        let batched = (
+            work_item("batch-done", 1_000),
+            work_item("batch-waiting", 1_000),
+        );
+        store
+            .append(&lifecycles(&batched.0, &batched.1))
+            .await
+            .unwrap();
+        let found = store
+            .find_work_items(&[
+                "single-done".into(),
+                "batch-done".into(),
+                "single-waiting".into(),
+                "batch-waiting".into(),
+                "never-submitted".into(),
+            ])
+            .await
+            .unwrap();
+        assert_eq!(found.len(), 4, "every submitted interaction is found, once");
+        let by_interaction = |interaction: &str| {
+            found
+                .iter()
+                .find(|stored| stored.item.interaction_id.as_str() == interaction)
+                .expect("found")
+                .clone()
+        };
+        for (single, batch) in [(&singles.0, &batched.0), (&singles.1, &batched.1)] {
+            let one_at_a_time = by_interaction(single.interaction_id.as_str());
+            let together = by_interaction(batch.interaction_id.as_str());
+            assert_eq!(
+                (
+                    &together.state,
+                    &together.agent,
+                    together.answered_at,
+                    together.ended_at
+                ),
+                (
+                    &one_at_a_time.state,
+                    &one_at_a_time.agent,
+                    one_at_a_time.answered_at,
+                    one_at_a_time.ended_at
+                ),
+                "{} and {} differ",
+                single.interaction_id,
+                batch.interaction_id
+            );
+            assert_eq!(together.item.priority, one_at_a_time.item.priority);
+            let events = |id| async move {
+                store
+                    .work_item_events(id)
+                    .await
+                    .unwrap()
+                    .into_iter()
+                    .map(|event| (event.at, event.kind, event.agent))
+                    .collect::<Vec<_>>()
+            };
+            assert_eq!(events(batch.id).await, events(single.id).await);
+        }
+        let done = by_interaction("batch-done");
+        assert_eq!(
+            (
+                done.state.as_str(),
+                done.agent.as_ref().map(|agent| agent.as_str())
+            ),
+            ("completed", Some("bob"))
+        );
+        assert_eq!(done.answered_at, Some(Timestamp::from_millis(6_000)));
+        assert_eq!(done.ended_at, Some(Timestamp::from_millis(8_000)));
+        let waiting = by_interaction("batch-waiting");
+        assert_eq!(
+            (waiting.state.as_str(), waiting.agent.clone()),
+            ("waiting", None)
+        );
+        assert_eq!(waiting.item.priority, 7);
+        assert_eq!(store.agent_states(&"bob".into()).await.unwrap().len(), 2);
+    }
 
     /// More open items than one read of the store takes at a time (SQLite
     /// reads 10,000 at once), with ties in enqueue time, transfers among

@@ -2,6 +2,8 @@
 //! embedded default) and PostgreSQL, sharing their SQL (see `sql.rs`) and one
 //! conformance suite (`tests/store_conformance.rs`).
 
+mod batch;
+pub mod lookup;
 mod postgres;
 pub mod records;
 pub mod report;
@@ -9,7 +11,7 @@ mod sql;
 mod sqlite;
 pub mod writer;
 
-pub use postgres::PgStore;
+pub use postgres::{PgStore, ScratchSchema};
 pub use sqlite::SqliteStore;
 
 use crate::domain::{
@@ -110,8 +112,16 @@ pub trait Store: Send + Sync + 'static {
 
     /// Commits a batch of records in one transaction: all or nothing.
     async fn append(&self, records: &[Record]) -> Result<()>;
+    /// The first segments of those of `interactions` the bridge submitted
+    /// before, in no particular order: one query for many submissions.
+    async fn find_work_items(&self, interactions: &[InteractionId]) -> Result<Vec<StoredWorkItem>>;
     /// The first segment of an interaction, if the bridge submitted it before.
-    async fn find_work_item(&self, interaction: &InteractionId) -> Result<Option<StoredWorkItem>>;
+    async fn find_work_item(&self, interaction: &InteractionId) -> Result<Option<StoredWorkItem>> {
+        let found = self
+            .find_work_items(std::slice::from_ref(interaction))
+            .await?;
+        Ok(found.into_iter().next())
+    }
     /// Hands every work item not yet finished to `each`, in enqueue order,
     /// as it is read, for recovery.
     async fn each_open_work_item(

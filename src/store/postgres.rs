@@ -14,6 +14,47 @@ impl PgStore {
     /// Starts a write transaction: read committed is enough: constraints and row locks guard every write.
     const BEGIN_WRITE: &str = "BEGIN";
 
+    /// Inserts the new work items of a batch, from `BatchRows::created`.
+    const INSERT_WORK_ITEMS: &str = concat!(
+        "INSERT INTO work_items (",
+        super::sql::inserted_work_item_columns!(),
+        ") SELECT e ->> 0, e ->> 1, (e ->> 2)::bigint, e ->> 3, e ->> 4, e ->> 5, e ->> 6, \
+         e ->> 7, e ->> 8, e ->> 9, e ->> 10, (e ->> 11)::bigint, (e ->> 12)::boolean, \
+         e ->> 13, e ->> 13, 'waiting', (e ->> 14)::bigint, (e ->> 15)::bigint \
+         FROM json_array_elements($1::json) WITH ORDINALITY AS rows (e, n) ORDER BY n"
+    );
+
+    /// Inserts a batch's lifecycle events in order, from `BatchRows::events`.
+    const INSERT_EVENTS: &str = "INSERT INTO work_item_events \
+        (work_item_id, at, kind, queue_id, agent_id, detail) \
+        SELECT e ->> 0, (e ->> 1)::bigint, e ->> 2, e ->> 3, e ->> 4, e ->> 5 \
+        FROM json_array_elements($1::json) WITH ORDINALITY AS rows (e, n) ORDER BY n";
+
+    /// Brings work items' summary columns up to date, from `BatchRows::summaries`.
+    const UPDATE_WORK_ITEMS: &str = "UPDATE work_items AS w SET \
+        state = COALESCE(u.e ->> 1, w.state), queue_id = u.e ->> 2, agent_id = u.e ->> 3, \
+        priority = COALESCE((u.e ->> 4)::bigint, w.priority), \
+        answered_at = COALESCE((u.e ->> 5)::bigint, w.answered_at), \
+        connected_at = COALESCE((u.e ->> 6)::bigint, w.connected_at), \
+        ended_at = COALESCE(w.ended_at, (u.e ->> 7)::bigint), \
+        completed_at = COALESCE((u.e ->> 8)::bigint, w.completed_at), \
+        outcome = COALESCE(u.e ->> 9, w.outcome) \
+        FROM json_array_elements($1::json) AS u (e) WHERE w.id = u.e ->> 0";
+
+    /// Inserts a batch's agent state changes, from `BatchRows::agent_states`.
+    const INSERT_AGENT_STATES: &str = "INSERT INTO agent_state_history \
+        (agent_id, at, state, reason) \
+        SELECT e ->> 0, (e ->> 1)::bigint, e ->> 2, e ->> 3 \
+        FROM json_array_elements($1::json) WITH ORDINALITY AS rows (e, n) ORDER BY n";
+
+    /// The first segments of the interactions in a JSON array of ids.
+    const SELECT_WORK_ITEMS_BY_INTERACTIONS: &str = concat!(
+        "SELECT ",
+        super::sql::work_item_columns!(),
+        " FROM work_items WHERE segment = 0 AND interaction_id IN \
+         (SELECT json_array_elements_text($1::json))"
+    );
+
     /// Hands every open work item to `each` as its row arrives.
     async fn read_open_work_items(
         &self,
@@ -51,3 +92,57 @@ impl PgStore {
 }
 
 super::sql::impl_sql_store!(PgStore, sqlx::Postgres);
+
+/// A schema of its own in a PostgreSQL database, for a benchmark or a test
+/// that must start empty: the store's URL names it as the search path.
+pub struct ScratchSchema {
+    /// The database's URL, as given.
+    base: String,
+    /// The schema's name, `<purpose>_<uuid>`.
+    name: String,
+}
+
+impl ScratchSchema {
+    /// Creates a fresh schema in the database at `base`; `purpose` (e.g.
+    /// `bench`) starts its name, so that leftovers say where they came from.
+    pub async fn create(base: &str, purpose: &str) -> crate::error::Result<Self> {
+        let name = format!("{purpose}_{}", uuid::Uuid::new_v4().simple());
+        Self::run(base, &format!("CREATE SCHEMA {name}")).await?;
+        Ok(Self {
+            base: base.to_string(),
+            name,
+        })
+    }
+
+    /// A URL whose connections work in this schema alone.
+    pub fn url(&self) -> String {
+        let separator = if self.base.contains('?') { '&' } else { '?' };
+        format!(
+            "{}{separator}options=-c%20search_path%3D{}",
+            self.base, self.name
+        )
+    }
+
+    /// Drops the schema and everything in it.
+    pub async fn drop_schema(self) -> crate::error::Result<()> {
+        Self::run(&self.base, &format!("DROP SCHEMA {} CASCADE", self.name)).await
+    }
+
+    /// Runs one statement on its own connection.
+    async fn run(base: &str, statement: &str) -> crate::error::Result<()> {
+        let options = PgConnectOptions::from_str(base).map_err(|_| {
+            crate::error::Error::invalid("database_url", "not a valid postgres:// URL")
+        })?;
+        let pool = PgPoolOptions::new()
+            .max_connections(1)
+            .connect_with(options)
+            .await
+            .map_err(super::db_error)?;
+        let done = sqlx::raw_sql(sqlx::AssertSqlSafe(statement.to_string()))
+            .execute(&pool)
+            .await
+            .map_err(super::db_error);
+        pool.close().await;
+        done.map(|_| ())
+    }
+}

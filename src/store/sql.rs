@@ -168,27 +168,17 @@ pub(super) const SELECT_AGENT_SKILLS: &str = "SELECT agent_id, skill, level FROM
 pub(super) const SELECT_AGENT_QUEUES: &str = "SELECT agent_id, queue_id FROM agent_queues \
     WHERE ($1 IS NULL OR agent_id = $1) ORDER BY agent_id, ordinal";
 
-pub(super) const INSERT_WORK_ITEM: &str = "INSERT INTO work_items (id, interaction_id, segment, \
-    channel, from_address, to_address, display_name, entry_point, language, attributes, \
-    required_skills, priority, is_transfer, first_queue, queue_id, state, agent_id, arrived_at, \
-    enqueued_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $14, \
-    'waiting', NULL, $15, $16)";
-
-pub(super) const INSERT_EVENT: &str = "INSERT INTO work_item_events \
-    (work_item_id, at, kind, queue_id, agent_id, detail) VALUES ($1, $2, $3, $4, $5, $6)";
-
-/// Brings a work item's summary columns up to date after one event. An
-/// item back in line has no agent, though its event names who declined.
-pub(super) const UPDATE_WORK_ITEM: &str = "UPDATE work_items SET state = COALESCE($2, state), \
-    queue_id = $3, agent_id = CASE WHEN $2 = 'waiting' THEN NULL ELSE $4 END, priority = COALESCE($5, priority), \
-    answered_at = CASE WHEN $6 = 'answered' THEN $7 ELSE answered_at END, \
-    connected_at = CASE WHEN $6 = 'connected' THEN $7 ELSE connected_at END, \
-    ended_at = CASE WHEN $8 THEN COALESCE(ended_at, $7) ELSE ended_at END, \
-    completed_at = CASE WHEN $9 THEN $7 ELSE completed_at END, \
-    outcome = CASE WHEN $9 THEN $6 ELSE outcome END WHERE id = $1";
-
-pub(super) const INSERT_AGENT_STATE: &str =
-    "INSERT INTO agent_state_history (agent_id, at, state, reason) VALUES ($1, $2, $3, $4)";
+/// The columns of `work_items` a new work item fills, in the order of
+/// [`BatchRows::created`](super::batch::BatchRows) (the queue twice, as first
+/// and current queue), followed by its initial state and agent.
+macro_rules! inserted_work_item_columns {
+    () => {
+        "id, interaction_id, segment, channel, from_address, to_address, display_name, \
+    entry_point, language, attributes, required_skills, priority, is_transfer, first_queue, \
+    queue_id, state, arrived_at, enqueued_at"
+    };
+}
+pub(super) use inserted_work_item_columns;
 
 /// The columns of `work_items` that [`StoredWorkItem`](super::StoredWorkItem)
 /// reads, in the order of [`WorkItemColumns`].
@@ -199,6 +189,7 @@ macro_rules! work_item_columns {
     priority, is_transfer, queue_id, state, agent_id, arrived_at, enqueued_at, answered_at, ended_at"
     };
 }
+pub(super) use work_item_columns;
 
 /// The condition of a work item still in routing (the partial index's too).
 macro_rules! is_open {
@@ -206,12 +197,6 @@ macro_rules! is_open {
         "state IN ('waiting', 'offered', 'answered', 'connected', 'wrap_up')"
     };
 }
-
-pub(super) const SELECT_WORK_ITEM_BY_INTERACTION: &str = concat!(
-    "SELECT ",
-    work_item_columns!(),
-    " FROM work_items WHERE interaction_id = $1 AND segment = 0"
-);
 
 pub(super) const SELECT_OPEN_WORK_ITEMS: &str = concat!(
     "SELECT ",
@@ -359,6 +344,7 @@ macro_rules! impl_sql_store {
         };
         use $crate::store::report::{self, IntervalRow, ReportRange, RowKey};
         use $crate::store::{Actor, AuditEntry, Store, db_error, is_unique_violation};
+        use $crate::store::batch::BatchRows;
         use sqlx::Row;
         use std::collections::HashMap;
 
@@ -725,73 +711,6 @@ macro_rules! impl_sql_store {
                     agents[i].queues.push(queue.into());
                 }
                 Ok(agents)
-            }
-
-            /// Writes one record inside the batch's transaction.
-            async fn write_record(tx: &mut Tx<'_>, record: &Record) -> Result<()> {
-                match record {
-                    Record::Created(item) => {
-                        let entry_point = item.entry_point.as_ref().map(|address| address.as_str());
-                        sqlx::query(sql::INSERT_WORK_ITEM)
-                            .bind(item.id.to_string())
-                            .bind(item.interaction_id.as_str())
-                            .bind(i64::from(item.segment))
-                            .bind(item.channel.as_str())
-                            .bind(&item.from_address)
-                            .bind(&item.to_address)
-                            .bind(&item.display_name)
-                            .bind(entry_point)
-                            .bind(item.language.as_deref())
-                            .bind(Self::detail(&item.attributes))
-                            .bind(Self::detail(&item.required_skills))
-                            .bind(i64::from(item.priority))
-                            .bind(item.is_transfer)
-                            .bind(item.queue.as_str())
-                            .bind(item.arrived_at.millis())
-                            .bind(item.enqueued_at.millis())
-                            .execute(&mut **tx)
-                            .await
-                            .map_err(db_error)?;
-                    }
-                    Record::Event(event) => {
-                        let agent = event.agent.as_ref().map(|agent| agent.as_str());
-                        sqlx::query(sql::INSERT_EVENT)
-                            .bind(event.work_item.to_string())
-                            .bind(event.at.millis())
-                            .bind(event.kind.as_str())
-                            .bind(event.queue.as_str())
-                            .bind(agent)
-                            .bind(&event.detail)
-                            .execute(&mut **tx)
-                            .await
-                            .map_err(db_error)?;
-                        let is_final = sql::is_final(event.kind);
-                        sqlx::query(sql::UPDATE_WORK_ITEM)
-                            .bind(event.work_item.to_string())
-                            .bind(event.kind.state_after())
-                            .bind(event.queue.as_str())
-                            .bind(agent)
-                            .bind(event.priority.map(i64::from))
-                            .bind(event.kind.as_str())
-                            .bind(event.at.millis())
-                            .bind(is_final || event.kind == EventKind::Ended)
-                            .bind(is_final)
-                            .execute(&mut **tx)
-                            .await
-                            .map_err(db_error)?;
-                    }
-                    Record::AgentState(change) => {
-                        sqlx::query(sql::INSERT_AGENT_STATE)
-                            .bind(change.agent.as_str())
-                            .bind(change.at.millis())
-                            .bind(&change.state)
-                            .bind(change.reason.as_deref())
-                            .execute(&mut **tx)
-                            .await
-                            .map_err(db_error)?;
-                    }
-                }
-                Ok(())
             }
 
             /// Reads the work items a query selects, binding `key` as `$1` when given.
@@ -1204,20 +1123,38 @@ macro_rules! impl_sql_store {
             }
 
             async fn append(&self, records: &[Record]) -> Result<()> {
+                let rows = BatchRows::new(records);
                 let mut tx = self.pool.begin_with(Self::BEGIN_WRITE).await.map_err(db_error)?;
-                for record in records {
-                    Self::write_record(&mut tx, record).await?;
+                let statements = [
+                    (Self::INSERT_WORK_ITEMS, rows.created),
+                    (Self::INSERT_EVENTS, rows.events),
+                    (Self::UPDATE_WORK_ITEMS, rows.summaries),
+                    (Self::INSERT_AGENT_STATES, rows.agent_states),
+                ];
+                for (statement, rows) in statements {
+                    let Some(rows) = rows else { continue };
+                    sqlx::query(statement)
+                        .bind(rows)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(db_error)?;
                 }
                 tx.commit().await.map_err(db_error)
             }
 
-            async fn find_work_item(&self, interaction: &InteractionId) -> Result<Option<StoredWorkItem>> {
-                let row = sqlx::query(sql::SELECT_WORK_ITEM_BY_INTERACTION)
-                    .bind(interaction.as_str())
-                    .fetch_optional(&self.pool)
+            async fn find_work_items(&self, interactions: &[InteractionId]) -> Result<Vec<StoredWorkItem>> {
+                if interactions.is_empty() {
+                    return Ok(Vec::new());
+                }
+                let ids: Vec<&str> = interactions.iter().map(InteractionId::as_str).collect();
+                // A list of strings always serialises.
+                let ids = serde_json::to_string(&ids).unwrap_or_default();
+                let rows = sqlx::query(Self::SELECT_WORK_ITEMS_BY_INTERACTIONS)
+                    .bind(ids)
+                    .fetch_all(&self.pool)
                     .await
                     .map_err(db_error)?;
-                row.as_ref().map(Self::work_item_from_row).transpose()
+                rows.iter().map(Self::work_item_from_row).collect()
             }
 
             async fn each_open_work_item(

@@ -60,17 +60,10 @@ pub async fn postgres() -> Option<Backend> {
         );
         return None;
     };
-    let schema = format!("t_{}", uuid::Uuid::new_v4().simple());
-    let pool = sqlx::PgPool::connect(&base)
+    let schema = switchboard::store::ScratchSchema::create(&base, "t")
         .await
-        .expect("the test PostgreSQL server answers");
-    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
-        .execute(&pool)
-        .await
-        .expect("a test schema can be created");
-    pool.close().await;
-    let separator = if base.contains('?') { '&' } else { '?' };
-    let url = format!("{base}{separator}options=-c%20search_path%3D{schema}");
+        .expect("the test PostgreSQL server answers and a test schema can be created");
+    let url = schema.url();
     Some(Backend {
         name: "postgres",
         url,

@@ -1,0 +1,233 @@
+//! A group commit as four statements, whatever its size: the batch's
+//! records become one JSON array per table (new work items, lifecycle
+//! events, the work items' summary columns after those events, agents'
+//! state changes), and each back-end expands an array into rows in SQL
+//! (`json_each` in SQLite, `json_array_elements` in PostgreSQL).
+//!
+//! One statement per record was the store's ceiling: every statement is a
+//! round trip to the database (to sqlx-sqlite's worker thread, or over the
+//! socket to PostgreSQL), so a batch of a few thousand records spent its
+//! time in round trips, not in the database.
+
+use super::records::{EventKind, Record};
+use super::sql::is_final;
+use crate::domain::WorkItemId;
+use serde::Serialize;
+use std::collections::HashMap;
+
+/// A batch of records as the JSON parameters of the back-ends' bulk
+/// statements. An empty array means its statement need not run.
+#[derive(Debug, Default)]
+pub(super) struct BatchRows {
+    /// New work items: `[id, interaction_id, segment, channel, from_address,
+    /// to_address, display_name, entry_point, language, attributes,
+    /// required_skills, priority, is_transfer, queue, arrived_at,
+    /// enqueued_at]` each.
+    pub created: Option<String>,
+    /// Lifecycle events in the batch's order: `[work_item_id, at, kind,
+    /// queue, agent, detail]` each.
+    pub events: Option<String>,
+    /// Each touched work item's summary columns after all of its events in
+    /// the batch: `[id, state, queue, agent, priority, answered_at,
+    /// connected_at, ended_at, completed_at, outcome]`, where a null keeps
+    /// what is stored (and `ended_at` never replaces a stored one).
+    pub summaries: Option<String>,
+    /// Agents' routing-state changes: `[agent, at, state, reason]` each.
+    pub agent_states: Option<String>,
+}
+
+/// A work item's summary columns after some of its events, folded in order.
+#[derive(Debug, Serialize)]
+struct Summary<'a>(
+    String,
+    Option<&'static str>,
+    &'a str,
+    Option<&'a str>,
+    Option<i32>,
+    Option<i64>,
+    Option<i64>,
+    Option<i64>,
+    Option<i64>,
+    Option<&'static str>,
+);
+
+impl BatchRows {
+    /// Lays out `records` for the bulk statements.
+    pub(super) fn new(records: &[Record]) -> Self {
+        let mut created = Vec::new();
+        let mut events = Vec::new();
+        let mut agent_states = Vec::new();
+        let mut summaries: Vec<Summary<'_>> = Vec::new();
+        let mut summary_of: HashMap<WorkItemId, usize> = HashMap::new();
+        for record in records {
+            match record {
+                Record::Created(item) => created.push((
+                    item.id.to_string(),
+                    item.interaction_id.as_str(),
+                    item.segment,
+                    item.channel.as_str(),
+                    &item.from_address,
+                    &item.to_address,
+                    &item.display_name,
+                    item.entry_point.as_ref().map(|address| address.as_str()),
+                    item.language.as_deref(),
+                    json_text(&item.attributes),
+                    json_text(&item.required_skills),
+                    item.priority,
+                    item.is_transfer,
+                    item.queue.as_str(),
+                    item.arrived_at.millis(),
+                    item.enqueued_at.millis(),
+                )),
+                Record::Event(event) => {
+                    let agent = event.agent.as_ref().map(|agent| agent.as_str());
+                    events.push((
+                        event.work_item.to_string(),
+                        event.at.millis(),
+                        event.kind.as_str(),
+                        event.queue.as_str(),
+                        agent,
+                        event.detail.as_str(),
+                    ));
+                    let slot = *summary_of.entry(event.work_item).or_insert_with(|| {
+                        summaries.push(Summary(
+                            event.work_item.to_string(),
+                            None,
+                            "",
+                            None,
+                            None,
+                            None,
+                            None,
+                            None,
+                            None,
+                            None,
+                        ));
+                        summaries.len() - 1
+                    });
+                    let summary = &mut summaries[slot];
+                    let state = event.kind.state_after();
+                    let at = event.at.millis();
+                    // The same rules as a single event's update, applied in turn.
+                    summary.1 = state.or(summary.1);
+                    summary.2 = event.queue.as_str();
+                    summary.3 = if state == Some("waiting") {
+                        None
+                    } else {
+                        agent
+                    };
+                    summary.4 = event.priority.or(summary.4);
+                    if event.kind == EventKind::Answered {
+                        summary.5 = Some(at);
+                    }
+                    if event.kind == EventKind::Connected {
+                        summary.6 = Some(at);
+                    }
+                    let is_final = is_final(event.kind);
+                    if (is_final || event.kind == EventKind::Ended) && summary.7.is_none() {
+                        summary.7 = Some(at);
+                    }
+                    if is_final {
+                        summary.8 = Some(at);
+                        summary.9 = Some(event.kind.as_str());
+                    }
+                }
+                Record::AgentState(change) => agent_states.push((
+                    change.agent.as_str(),
+                    change.at.millis(),
+                    change.state.as_str(),
+                    change.reason.as_deref(),
+                )),
+            }
+        }
+        Self {
+            created: non_empty(&created),
+            events: non_empty(&events),
+            summaries: non_empty(&summaries),
+            agent_states: non_empty(&agent_states),
+        }
+    }
+}
+
+/// A JSON column's text.
+fn json_text(value: &impl Serialize) -> String {
+    // Maps with string keys, strings and numbers always serialise.
+    serde_json::to_string(value).unwrap_or_default()
+}
+
+/// The rows as one JSON array, or `None` when there are none.
+fn non_empty<T: Serialize>(rows: &[T]) -> Option<String> {
+    if rows.is_empty() {
+        None
+    } else {
+        Some(json_text(&rows))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::Timestamp;
+    use crate::store::records::WorkItemEvent;
+
+    fn event(item: WorkItemId, at: i64, kind: EventKind, agent: Option<&str>) -> Record {
+        Record::Event(WorkItemEvent {
+            work_item: item,
+            at: Timestamp::from_millis(at),
+            kind,
+            queue: "sales".into(),
+            agent: agent.map(Into::into),
+            priority: (kind == EventKind::Queued).then_some(3),
+            detail: "{}".into(),
+        })
+    }
+
+    #[test]
+    fn an_items_events_fold_into_one_summary_as_single_updates_would_leave_it() {
+        let item = WorkItemId::new();
+        let records = [
+            event(item, 1, EventKind::Queued, None),
+            event(item, 2, EventKind::Offered, Some("alice")),
+            event(item, 3, EventKind::OfferDeclined, Some("alice")),
+            event(item, 4, EventKind::Offered, Some("bob")),
+            event(item, 5, EventKind::Answered, Some("bob")),
+            event(item, 6, EventKind::Ended, Some("bob")),
+            event(item, 7, EventKind::Completed, Some("bob")),
+        ];
+        let rows = BatchRows::new(&records);
+        assert!(rows.created.is_none() && rows.agent_states.is_none());
+        let events: serde_json::Value = serde_json::from_str(&rows.events.unwrap()).unwrap();
+        assert_eq!(events.as_array().unwrap().len(), 7, "every event is kept");
+        assert_eq!(events[2][2], "offer_declined", "in the batch's order");
+        let summaries: serde_json::Value = serde_json::from_str(&rows.summaries.unwrap()).unwrap();
+        assert_eq!(
+            summaries,
+            serde_json::json!([[
+                item.to_string(),
+                "completed",
+                "sales",
+                "bob",
+                3,
+                5,
+                null,
+                6,
+                7,
+                "completed"
+            ]])
+        );
+    }
+
+    #[test]
+    fn an_item_back_in_line_has_no_agent_and_a_reprioritisation_keeps_the_state() {
+        let item = WorkItemId::new();
+        let records = [
+            event(item, 1, EventKind::Offered, Some("alice")),
+            event(item, 2, EventKind::OfferTimedOut, Some("alice")),
+            event(item, 3, EventKind::Reprioritised, None),
+        ];
+        let summaries: serde_json::Value =
+            serde_json::from_str(&BatchRows::new(&records).summaries.unwrap()).unwrap();
+        assert_eq!(summaries[0][1], "waiting");
+        assert_eq!(summaries[0][3], serde_json::Value::Null);
+        assert_eq!(summaries[0][7], serde_json::Value::Null, "not ended");
+    }
+}
