@@ -5,7 +5,9 @@
 use super::convert;
 use crate::domain::{EntryPointAddress, is_address};
 use crate::error::Error;
-use crate::live::{BridgeNotice, BridgeReport, DisconnectKind, Live, Submission, WaitTarget};
+use crate::live::{
+    BridgeNotice, BridgeReport, DisconnectKind, Live, PendingCommit, Submission, WaitTarget,
+};
 use crate::proto::v1 as pb;
 use crate::proto::v1::bridge_service_server::BridgeService;
 use std::pin::Pin;
@@ -247,6 +249,8 @@ async fn run_session(live: Live, mut inbound: Streaming<pb::BridgeMessage>, out:
         &out,
         pb::bridge_instruction::Kind::Ack(ack(first.request_id, Ok(()))),
     ) {
+        let (acks, applied) = mpsc::unbounded_channel();
+        tokio::spawn(send_acks(applied, out.clone()));
         loop {
             tokio::select! {
                 message = inbound.message() => {
@@ -258,8 +262,7 @@ async fn run_session(live: Live, mut inbound: Streaming<pb::BridgeMessage>, out:
                             Err(error) => Err(error),
                         },
                     };
-                    let answer = ack(message.request_id, result.map_err(Status::from));
-                    if !send(&out, pb::bridge_instruction::Kind::Ack(answer)) {
+                    if acks.send((message.request_id, result)).is_err() {
                         break;
                     }
                 }
@@ -277,6 +280,26 @@ async fn run_session(live: Live, mut inbound: Streaming<pb::BridgeMessage>, out:
         }
     }
     live.close_bridge(session).await;
+}
+
+/// Acknowledges a session's reports in the order they arrived, each once
+/// its records are committed. The session applies its next report
+/// meanwhile, so a bridge's reports share group commits instead of each
+/// waiting for the commit of the one before.
+async fn send_acks(
+    mut applied: mpsc::UnboundedReceiver<(u64, Result<PendingCommit, Error>)>,
+    out: Outbound,
+) {
+    while let Some((request_id, result)) = applied.recv().await {
+        let result = match result {
+            Ok(pending) => pending.committed().await,
+            Err(error) => Err(error),
+        };
+        let answer = ack(request_id, result.map_err(Status::from));
+        if !send(&out, pb::bridge_instruction::Kind::Ack(answer)) {
+            return;
+        }
+    }
 }
 
 /// The bridge service.

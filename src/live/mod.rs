@@ -27,6 +27,7 @@ use crate::engine::{Command, WaitEstimate};
 use crate::error::{Error, Result};
 use crate::metrics::RoutingMetrics;
 use crate::store::Store;
+use crate::store::lookup::Lookups;
 use crate::store::writer::{CommitObserver, Writer, WriterConfig};
 use op::Op;
 use std::sync::Arc;
@@ -72,7 +73,8 @@ impl Default for LiveConfig {
 pub struct Live {
     ops: mpsc::Sender<Op>,
     writer: Writer,
-    store: Arc<dyn Store>,
+    /// Asks the store whether interactions were submitted before, many at a time.
+    lookups: Lookups,
     config: LiveConfig,
     /// Turns true when the server begins to shut down; sessions then say goodbye.
     stopping: watch::Receiver<bool>,
@@ -153,7 +155,7 @@ impl Live {
         let live = Live {
             ops,
             writer,
-            store,
+            lookups: Lookups::spawn(store),
             config,
             stopping,
             stats,
@@ -200,14 +202,11 @@ impl Live {
             .map_err(|_| Error::Unavailable("the server is shutting down".into()))
     }
 
-    /// Waits for records to be committed, at most `commit_hold`.
-    async fn committed(&self, commit: oneshot::Receiver<Result<()>>) -> Result<()> {
-        match tokio::time::timeout(self.config.commit_hold, commit).await {
-            Ok(Ok(result)) => result,
-            Ok(Err(_)) => Err(Error::Unavailable("the server is shutting down".into())),
-            Err(_) => Err(Error::Unavailable(
-                "the record is not stored yet; retry the same request later".into(),
-            )),
+    /// What awaits the commit of records the router just queued.
+    fn pending(&self, commit: oneshot::Receiver<Result<()>>) -> PendingCommit {
+        PendingCommit {
+            commit,
+            deadline: tokio::time::Instant::now() + self.config.commit_hold,
         }
     }
 
@@ -223,11 +222,7 @@ impl Live {
                 "the store cannot take writes now; retry in a few seconds".into(),
             ));
         }
-        if let Some(stored) = self
-            .store
-            .find_work_item(&submission.interaction_id)
-            .await?
-        {
+        if let Some(stored) = self.lookups.find(submission.interaction_id.clone()).await? {
             let item = stored.item.id;
             return self
                 .call(|reply| Op::Existing {
@@ -240,14 +235,16 @@ impl Live {
         let (submitted, commit) = self
             .call(|reply| Op::Submit { submission, reply })
             .await??;
-        self.committed(commit).await?;
+        self.pending(commit).committed().await?;
         submitted.into_result()
     }
 
-    /// Applies a report from the bridge; answers once it is stored.
-    pub async fn report(&self, report: BridgeReport) -> Result<()> {
+    /// Applies a report from the bridge; its answer is due once the
+    /// returned commit completes. A session sends its next report without
+    /// waiting for that, so that its reports share group commits.
+    pub async fn report(&self, report: BridgeReport) -> Result<PendingCommit> {
         let commit = self.call(|reply| Op::Report { report, reply }).await??;
-        self.committed(commit).await
+        Ok(self.pending(commit))
     }
 
     /// Ends an interaction by the bridge's id: an abandon while it waits or
@@ -259,7 +256,7 @@ impl Live {
         let (item, commit) = self
             .call(|reply| Op::EndInteraction { interaction, reply })
             .await??;
-        self.committed(commit).await?;
+        self.pending(commit).committed().await?;
         Ok(item)
     }
 
@@ -378,6 +375,29 @@ impl Live {
             reply,
         })
         .await
+    }
+}
+
+/// Records the router has queued for the store, and how long their
+/// request may wait for them.
+pub struct PendingCommit {
+    commit: oneshot::Receiver<Result<()>>,
+    /// When the request answers UNAVAILABLE if the records are not yet
+    /// committed: `commit_hold` after the router queued them. The records
+    /// stay queued and are still written.
+    deadline: tokio::time::Instant,
+}
+
+impl PendingCommit {
+    /// Completes once the records are committed, or fails at the deadline.
+    pub async fn committed(self) -> Result<()> {
+        match tokio::time::timeout_at(self.deadline, self.commit).await {
+            Ok(Ok(result)) => result,
+            Ok(Err(_)) => Err(Error::Unavailable("the server is shutting down".into())),
+            Err(_) => Err(Error::Unavailable(
+                "the record is not stored yet; retry the same request later".into(),
+            )),
+        }
     }
 }
 
