@@ -16,7 +16,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 use tokio::time::Instant;
-use tokio_stream::wrappers::TcpListenerStream;
 
 /// Work items per raw batch (each is two records: created and queued).
 const RAW_BATCH_ITEMS: usize = 256;
@@ -48,7 +47,7 @@ pub async fn echo(plan: &LoadPlan) -> Result<f64, BenchError> {
     let server = tokio::spawn(
         tonic::transport::Server::builder()
             .add_service(EchoServiceServer::new(Echo))
-            .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async move {
+            .serve_with_incoming_shutdown(crate::server::incoming(listener), async move {
                 let _ = stopped.await;
             }),
     );

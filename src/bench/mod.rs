@@ -25,6 +25,7 @@ use crate::cli::{ClientOptions, Supervisor};
 use crate::config::ServeConfig;
 use crate::sim::command::TempDatabase;
 use crate::sim::live::EmbeddedServer;
+use crate::store::ScratchSchema;
 use hdrhistogram::Histogram;
 use load::{LoadPlan, LoadResult, Pace};
 use probe::{Probe, Sample};
@@ -61,6 +62,53 @@ pub struct BenchArgs {
     /// for its CPU time, memory and committed records; --embedded reads its own.
     #[arg(long, env = "SWITCHBOARD_BENCH_METRICS_URL")]
     pub metrics_url: Option<String>,
+    /// Where the embedded server stores and the raw commit rate is measured:
+    /// a `postgres://` database (in fresh schemas, dropped afterwards);
+    /// without it, temporary SQLite files.
+    #[arg(long, env = "SWITCHBOARD_BENCH_DATABASE_URL")]
+    pub database_url: Option<String>,
+}
+
+/// A database that starts empty and is gone after the run.
+enum Scratch {
+    /// A temporary SQLite file.
+    Sqlite(TempDatabase),
+    /// A fresh schema in a PostgreSQL database.
+    Postgres(ScratchSchema),
+}
+
+impl Scratch {
+    /// A fresh database of the kind `base` names (`None`: SQLite).
+    async fn new(base: Option<&str>, purpose: &str) -> Result<Self, BenchError> {
+        match base {
+            Some(base) if base.starts_with("postgres") => ScratchSchema::create(base, purpose)
+                .await
+                .map(Scratch::Postgres)
+                .map_err(|error| BenchError::Failed(format!("the benchmark's database: {error}"))),
+            Some(other) => Err(BenchError::Input(format!(
+                "database_url: must be a postgres:// URL (SQLite files are made by the benchmark), got {}",
+                other.split(':').next().unwrap_or_default()
+            ))),
+            None => Ok(Scratch::Sqlite(TempDatabase::new(purpose))),
+        }
+    }
+
+    /// The store's URL.
+    fn url(&self) -> String {
+        match self {
+            Scratch::Sqlite(file) => file.url(),
+            Scratch::Postgres(schema) => schema.url(),
+        }
+    }
+
+    /// Removes the database.
+    async fn remove(self) {
+        if let Scratch::Postgres(schema) = self
+            && let Err(error) = schema.drop_schema().await
+        {
+            eprintln!("switchboard bench: the benchmark's schema was not dropped: {error}");
+        }
+    }
 }
 
 /// Why a benchmark failed.
@@ -165,7 +213,7 @@ struct Outcome {
 pub async fn run(args: &BenchArgs, options: &ClientOptions) -> Result<(), BenchError> {
     let mut plan = args.plan(options.server.clone())?;
     let mut probe = Probe::new(args.metrics_url.as_deref(), false)?;
-    let database = TempDatabase::new("bench");
+    let database = Scratch::new(args.database_url.as_deref(), "bench").await?;
     let mut server = None;
     if args.embedded {
         let embedded = EmbeddedServer::start(ServeConfig::ephemeral(database.url()))
@@ -183,12 +231,15 @@ pub async fn run(args: &BenchArgs, options: &ClientOptions) -> Result<(), BenchE
             .await
             .map_err(|error| BenchError::Failed(error.to_string()))?;
     }
+    database.remove().await;
     let (load, before, after, peak_rss_bytes) = measured?;
     eprintln!("switchboard bench: measuring the echo ceiling");
     let echo_calls_per_sec = ceiling::echo(&plan).await?;
     eprintln!("switchboard bench: measuring the raw commit rate");
-    let raw = TempDatabase::new("bench-raw");
-    let raw_records_per_sec = ceiling::raw_commit(&raw.url(), plan.duration).await?;
+    let raw = Scratch::new(args.database_url.as_deref(), "bench_raw").await?;
+    let raw_commit = ceiling::raw_commit(&raw.url(), plan.duration).await;
+    raw.remove().await;
+    let raw_records_per_sec = raw_commit?;
     let outcome = Outcome {
         mode: if args.embedded { "embedded" } else { "server" },
         plan,
@@ -387,6 +438,7 @@ mod tests {
             concurrency: 1,
             connections: 1,
             metrics_url: None,
+            database_url: None,
         };
         let error = args.plan("http://127.0.0.1:1".into()).err();
         assert!(
