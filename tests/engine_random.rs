@@ -1047,8 +1047,47 @@ impl Sim {
             self.check(&[], None);
         }
         self.events += 1;
+        if self.events % POSITION_CHECK_EVERY == 0 {
+            self.check_positions();
+        }
+    }
+
+    /// The sweep of every waiting item's place and wait (for the bridge's
+    /// position updates) gives each waiting item, once, what asking for it
+    /// alone gives.
+    fn check_positions(&self) {
+        let mut swept = HashMap::new();
+        self.engine.each_waiting(|id, wait| {
+            if swept.insert(id, wait).is_some() {
+                self.fail(format!("the sweep gives item {id} twice"));
+            }
+        });
+        let mut waiting = 0;
+        for view in self.engine.items() {
+            if !matches!(view.status, ItemStatus::Waiting { .. }) {
+                continue;
+            }
+            waiting += 1;
+            let alone = self.engine.item_wait(&view.id);
+            if swept.get(&view.id) != alone.as_ref() {
+                self.fail(format!(
+                    "item {}: the sweep gives {:?}, alone {alone:?}",
+                    view.id,
+                    swept.get(&view.id)
+                ));
+            }
+        }
+        if swept.len() != waiting {
+            self.fail(format!(
+                "the sweep gives {} items, {waiting} wait",
+                swept.len()
+            ));
+        }
     }
 }
+
+/// How often, in events, the position sweep is compared with single items.
+const POSITION_CHECK_EVERY: u64 = 997;
 
 #[test]
 fn random_simulation_keeps_every_invariant() {

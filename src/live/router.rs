@@ -886,31 +886,25 @@ impl Router {
             return;
         }
         let mut updates = Vec::new();
-        for (id, details) in &mut self.items {
-            let Some(wait) = self.engine.item_wait(id) else {
-                continue;
+        let items = &mut self.items;
+        self.engine.each_waiting(|id, wait| {
+            let Some(details) = items.get_mut(&id) else {
+                return;
             };
-            let waiting = matches!(
-                self.engine.item(id).map(|view| view.status),
-                Some(ItemStatus::Waiting { .. })
-            );
-            if !waiting {
-                continue;
-            }
             let figures = (
                 wait.position,
                 wait.estimated_wait.map(|wait| wait.as_secs()),
             );
             if details.last_position == Some(figures) {
-                continue;
+                return;
             }
             details.last_position = Some(figures);
             updates.push(BridgeNotice::Position {
-                item: *id,
+                item: id,
                 position: wait.position,
                 estimated_wait: wait.estimated_wait,
             });
-        }
+        });
         for update in updates {
             self.to_bridges(update);
         }
