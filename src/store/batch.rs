@@ -2,7 +2,8 @@
 //! records become one JSON array per table (new work items, lifecycle
 //! events, the work items' summary columns after those events, agents'
 //! state changes), and each back-end expands an array into rows in SQL
-//! (`json_each` in SQLite, `json_array_elements` in PostgreSQL).
+//! (`jsonb_each` in SQLite, `jsonb_array_elements` in PostgreSQL, parsing each
+//! array once).
 //!
 //! One statement per record was the store's ceiling: every statement is a
 //! round trip to the database (to sqlx-sqlite's worker thread, or over the

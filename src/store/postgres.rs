@@ -21,14 +21,14 @@ impl PgStore {
         ") SELECT e ->> 0, e ->> 1, (e ->> 2)::bigint, e ->> 3, e ->> 4, e ->> 5, e ->> 6, \
          e ->> 7, e ->> 8, e ->> 9, e ->> 10, (e ->> 11)::bigint, (e ->> 12)::boolean, \
          e ->> 13, e ->> 13, 'waiting', (e ->> 14)::bigint, (e ->> 15)::bigint \
-         FROM json_array_elements($1::json) WITH ORDINALITY AS rows (e, n) ORDER BY n"
+         FROM jsonb_array_elements($1::jsonb) WITH ORDINALITY AS rows (e, n) ORDER BY n"
     );
 
     /// Inserts a batch's lifecycle events in order, from `BatchRows::events`.
     const INSERT_EVENTS: &str = "INSERT INTO work_item_events \
         (work_item_id, at, kind, queue_id, agent_id, detail) \
         SELECT e ->> 0, (e ->> 1)::bigint, e ->> 2, e ->> 3, e ->> 4, e ->> 5 \
-        FROM json_array_elements($1::json) WITH ORDINALITY AS rows (e, n) ORDER BY n";
+        FROM jsonb_array_elements($1::jsonb) WITH ORDINALITY AS rows (e, n) ORDER BY n";
 
     /// Brings work items' summary columns up to date, from `BatchRows::summaries`.
     const UPDATE_WORK_ITEMS: &str = "UPDATE work_items AS w SET \
@@ -39,20 +39,20 @@ impl PgStore {
         ended_at = COALESCE(w.ended_at, (u.e ->> 7)::bigint), \
         completed_at = COALESCE((u.e ->> 8)::bigint, w.completed_at), \
         outcome = COALESCE(u.e ->> 9, w.outcome) \
-        FROM json_array_elements($1::json) AS u (e) WHERE w.id = u.e ->> 0";
+        FROM jsonb_array_elements($1::jsonb) AS u (e) WHERE w.id = u.e ->> 0";
 
     /// Inserts a batch's agent state changes, from `BatchRows::agent_states`.
     const INSERT_AGENT_STATES: &str = "INSERT INTO agent_state_history \
         (agent_id, at, state, reason) \
         SELECT e ->> 0, (e ->> 1)::bigint, e ->> 2, e ->> 3 \
-        FROM json_array_elements($1::json) WITH ORDINALITY AS rows (e, n) ORDER BY n";
+        FROM jsonb_array_elements($1::jsonb) WITH ORDINALITY AS rows (e, n) ORDER BY n";
 
     /// The first segments of the interactions in a JSON array of ids.
     const SELECT_WORK_ITEMS_BY_INTERACTIONS: &str = concat!(
         "SELECT ",
         super::sql::work_item_columns!(),
         " FROM work_items WHERE segment = 0 AND interaction_id IN \
-         (SELECT json_array_elements_text($1::json))"
+         (SELECT jsonb_array_elements_text($1::jsonb))"
     );
 
     /// Hands every open work item to `each` as its row arrives.

@@ -56,14 +56,14 @@ impl SqliteStore {
         ") SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4, value ->> 5, \
          value ->> 6, value ->> 7, value ->> 8, value ->> 9, value ->> 10, value ->> 11, \
          value ->> 12, value ->> 13, value ->> 13, 'waiting', value ->> 14, value ->> 15 \
-         FROM json_each($1) ORDER BY key"
+         FROM jsonb_each($1) ORDER BY key"
     );
 
     /// Inserts a batch's lifecycle events in order, from `BatchRows::events`.
     const INSERT_EVENTS: &str = "INSERT INTO work_item_events \
         (work_item_id, at, kind, queue_id, agent_id, detail) \
         SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4, value ->> 5 \
-        FROM json_each($1) ORDER BY key";
+        FROM jsonb_each($1) ORDER BY key";
 
     /// Brings work items' summary columns up to date, from `BatchRows::summaries`.
     const UPDATE_WORK_ITEMS: &str = "UPDATE work_items SET \
@@ -74,12 +74,12 @@ impl SqliteStore {
         ended_at = COALESCE(ended_at, u.value ->> 7), \
         completed_at = COALESCE(u.value ->> 8, completed_at), \
         outcome = COALESCE(u.value ->> 9, outcome) \
-        FROM json_each($1) AS u WHERE work_items.id = u.value ->> 0";
+        FROM jsonb_each($1) AS u WHERE work_items.id = u.value ->> 0";
 
     /// Inserts a batch's agent state changes, from `BatchRows::agent_states`.
     const INSERT_AGENT_STATES: &str = "INSERT INTO agent_state_history \
         (agent_id, at, state, reason) \
-        SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3 FROM json_each($1) ORDER BY key";
+        SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3 FROM jsonb_each($1) ORDER BY key";
 
     /// The first segments of the interactions in a JSON array of ids.
     const SELECT_WORK_ITEMS_BY_INTERACTIONS: &str = concat!(
