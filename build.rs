@@ -21,9 +21,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         out_dir.join("switchboard_descriptor.bin"),
         descriptors.encode_to_vec(),
     )?;
+    // Small codec buffers: a session stream keeps its buffers all day.
     tonic_prost_build::configure()
         .build_client(true)
         .build_server(true)
+        .codec_path("crate::grpc::codec::SmallBufferCodec")
         .compile_fds(descriptors)?;
     // The benchmark's echo service is compiled on its own, so that it is
     // neither in the contract's descriptor set nor served by reflection.
@@ -35,6 +37,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .build_client(true)
         .build_server(true)
         .extern_path(".switchboard.v1", "crate::proto::v1")
+        .codec_path("crate::grpc::codec::SmallBufferCodec")
         .compile_fds(bench)?;
     Ok(())
 }

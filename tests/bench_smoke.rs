@@ -3,6 +3,8 @@
 //! what was measured exists and is coherent, never how fast it was: speed
 //! goals live in the benchmark's output, not in timed tests.
 
+mod common;
+
 use serde_json::Value;
 use std::process::Command;
 
@@ -17,17 +19,24 @@ fn number(report: &Value, path: &[&str]) -> f64 {
         .unwrap_or_else(|| panic!("{} is not a number in {report:#}", path.join(".")))
 }
 
-#[test]
-fn a_short_embedded_run_reports_submissions_offers_and_ordered_latencies() {
+/// Runs `switchboard bench --embedded --duration-secs 2 --json` with more
+/// arguments and returns its report.
+fn bench(more: &[&str]) -> Value {
     let output = Command::new(env!("CARGO_BIN_EXE_switchboard"))
         .args(["bench", "--embedded", "--duration-secs", "2", "--json"])
+        .args(more)
         .env("RUST_LOG", "warn")
         .output()
         .expect("the binary runs");
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(output.status.success(), "bench failed: {stderr}");
-    let report: Value = serde_json::from_slice(&output.stdout)
-        .unwrap_or_else(|error| panic!("the output is not JSON ({error}): {stderr}"));
+    serde_json::from_slice(&output.stdout)
+        .unwrap_or_else(|error| panic!("the output is not JSON ({error}): {stderr}"))
+}
+
+#[test]
+fn a_short_embedded_run_reports_submissions_offers_and_ordered_latencies() {
+    let report = bench(&["--waiting", "300", "--sessions", "40"]);
 
     let submissions = number(&report, &["submissions"]);
     let offers = number(&report, &["offers"]);
@@ -74,6 +83,58 @@ fn a_short_embedded_run_reports_submissions_offers_and_ordered_latencies() {
     assert!(
         number(&report, &["ceiling", "records_vs_raw_commit"]) > 0.0,
         "{report:#}"
+    );
+
+    // The footprint held what it was asked to hold, and read the memory.
+    for (part, count) in [("waiting_items", 300.0), ("agent_sessions", 40.0)] {
+        assert_eq!(number(&report, &["footprint", part, "count"]), count);
+        assert!(
+            number(&report, &["footprint", part, "rss_during_bytes"]) > 0.0,
+            "{report:#}"
+        );
+        number(&report, &["footprint", part, "bytes_each"]);
+    }
+}
+
+#[tokio::test]
+async fn a_short_run_on_postgresql_leaves_no_schema_behind() {
+    let Ok(base) = std::env::var(common::POSTGRES_ENV) else {
+        common::skipped_outside_ci(
+            &format!("{} is not set", common::POSTGRES_ENV),
+            "the benchmark is not run on PostgreSQL",
+        );
+        return;
+    };
+    let schemas = || async {
+        let pool = sqlx::PgPool::connect(&base)
+            .await
+            .expect("the test PostgreSQL server answers");
+        let count: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM information_schema.schemata WHERE schema_name LIKE 'bench%'",
+        )
+        .fetch_one(&pool)
+        .await
+        .expect("schemas can be counted");
+        pool.close().await;
+        count
+    };
+    let before = schemas().await;
+    let report = tokio::task::spawn_blocking({
+        let base = base.clone();
+        move || bench(&["--database-url", &base])
+    })
+    .await
+    .expect("the benchmark runs");
+    assert!(number(&report, &["submissions"]) > 0.0, "{report:#}");
+    assert!(number(&report, &["flows"]) > 0.0, "{report:#}");
+    assert!(
+        number(&report, &["ceiling", "raw_commit_records_per_sec"]) > 0.0,
+        "{report:#}"
+    );
+    assert_eq!(
+        schemas().await,
+        before,
+        "the benchmark's schemas are dropped"
     );
 }
 

@@ -1047,7 +1047,7 @@ impl Sim {
             self.check(&[], None);
         }
         self.events += 1;
-        if self.events % POSITION_CHECK_EVERY == 0 {
+        if self.events.is_multiple_of(POSITION_CHECK_EVERY) {
             self.check_positions();
         }
     }

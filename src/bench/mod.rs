@@ -15,6 +15,7 @@
 //! smoke test only proves that a short run works.
 
 pub mod ceiling;
+pub mod footprint;
 pub mod load;
 pub mod probe;
 
@@ -26,6 +27,7 @@ use crate::config::ServeConfig;
 use crate::sim::command::TempDatabase;
 use crate::sim::live::EmbeddedServer;
 use crate::store::ScratchSchema;
+use footprint::Growth;
 use hdrhistogram::Histogram;
 use load::{LoadPlan, LoadResult, Pace};
 use probe::{Probe, Sample};
@@ -62,6 +64,14 @@ pub struct BenchArgs {
     /// for its CPU time, memory and committed records; --embedded reads its own.
     #[arg(long, env = "SWITCHBOARD_BENCH_METRICS_URL")]
     pub metrics_url: Option<String>,
+    /// Before the load, submits this many interactions while no agent is
+    /// ready and reads how much the server's memory grew per waiting item.
+    #[arg(long, default_value_t = 0, env = "SWITCHBOARD_BENCH_WAITING")]
+    pub waiting: u32,
+    /// Before the load, holds this many agent sessions open (signed in, not
+    /// ready) and reads how much the server's memory grew per session.
+    #[arg(long, default_value_t = 0, env = "SWITCHBOARD_BENCH_SESSIONS")]
+    pub sessions: u32,
     /// Where the embedded server stores and the raw commit rate is measured:
     /// a `postgres://` database (in fresh schemas, dropped afterwards);
     /// without it, temporary SQLite files.
@@ -165,6 +175,18 @@ impl BenchArgs {
                 self.agents
             ));
         }
+        if self.sessions > 100_000 {
+            return input(format!(
+                "sessions: must be at most 100000, got {}",
+                self.sessions
+            ));
+        }
+        if self.waiting > 10_000_000 {
+            return input(format!(
+                "waiting: must be at most 10000000, got {}",
+                self.waiting
+            ));
+        }
         if self.concurrency == 0 || self.concurrency > 10_000 {
             return input(format!(
                 "concurrency: must be between 1 and 10000, got {}",
@@ -207,6 +229,14 @@ struct Outcome {
     peak_rss_bytes: Option<f64>,
     echo_calls_per_sec: f64,
     raw_records_per_sec: f64,
+    footprint: Footprint,
+}
+
+/// Memory per waiting item and per agent session, where asked for.
+#[derive(Default)]
+struct Footprint {
+    waiting: Option<Growth>,
+    sessions: Option<Growth>,
 }
 
 /// Runs `switchboard bench` and prints its figures (JSON with `--json`).
@@ -224,7 +254,7 @@ pub async fn run(args: &BenchArgs, options: &ClientOptions) -> Result<(), BenchE
         probe = Probe::new(Some(&metrics), true)?;
         server = Some(embedded);
     }
-    let measured = measure(&plan, &probe).await;
+    let measured = measure(&plan, &probe, args).await;
     if let Some(server) = server {
         server
             .stop()
@@ -232,7 +262,7 @@ pub async fn run(args: &BenchArgs, options: &ClientOptions) -> Result<(), BenchE
             .map_err(|error| BenchError::Failed(error.to_string()))?;
     }
     database.remove().await;
-    let (load, before, after, peak_rss_bytes) = measured?;
+    let (load, before, after, peak_rss_bytes, footprint) = measured?;
     eprintln!("switchboard bench: measuring the echo ceiling");
     let echo_calls_per_sec = ceiling::echo(&plan).await?;
     eprintln!("switchboard bench: measuring the raw commit rate");
@@ -249,6 +279,7 @@ pub async fn run(args: &BenchArgs, options: &ClientOptions) -> Result<(), BenchE
         peak_rss_bytes,
         echo_calls_per_sec,
         raw_records_per_sec,
+        footprint,
     };
     let document = outcome.to_json();
     if options.json {
@@ -259,12 +290,13 @@ pub async fn run(args: &BenchArgs, options: &ClientOptions) -> Result<(), BenchE
     Ok(())
 }
 
-/// Applies the centre and runs the load, with the server's figures before
-/// and after it and its peak memory.
-async fn measure(
-    plan: &LoadPlan,
-    probe: &Probe,
-) -> Result<(LoadResult, Sample, Sample, Option<f64>), BenchError> {
+/// What [`measure`] measured: the load, the server's figures before and
+/// after it, its peak memory and the footprint.
+type Measured = (LoadResult, Sample, Sample, Option<f64>, Footprint);
+
+/// Applies the centre, measures the footprint if asked, and runs the load,
+/// with the server's figures before and after it and its peak memory.
+async fn measure(plan: &LoadPlan, probe: &Probe, args: &BenchArgs) -> Result<Measured, BenchError> {
     let options = ClientOptions {
         server: plan.url.clone(),
         json: false,
@@ -273,9 +305,22 @@ async fn measure(
     let mut supervisor = Supervisor::connect(&options)
         .await
         .map_err(|error| BenchError::Failed(error.to_string()))?;
-    apply(&mut supervisor, &centre(plan.agents)?, false)
-        .await
-        .map_err(|error| BenchError::Failed(error.to_string()))?;
+    apply(
+        &mut supervisor,
+        &centre(plan.agents.max(args.sessions))?,
+        false,
+    )
+    .await
+    .map_err(|error| BenchError::Failed(error.to_string()))?;
+    let mut footprint = Footprint::default();
+    if args.waiting > 0 {
+        eprintln!("switchboard bench: {} waiting items", args.waiting);
+        footprint.waiting = Some(footprint::waiting(plan, probe, args.waiting).await?);
+    }
+    if args.sessions > 0 {
+        eprintln!("switchboard bench: {} agent sessions", args.sessions);
+        footprint.sessions = Some(footprint::sessions(plan, probe, args.sessions).await?);
+    }
     let before = probe.sample().await?;
     let (stop_sampling, sampling) = tokio::sync::oneshot::channel::<()>();
     let peak = tokio::spawn(probe.clone().peak_rss(sampling));
@@ -291,7 +336,7 @@ async fn measure(
         .await
         .map_err(|error| BenchError::Failed(format!("the memory sampler failed: {error}")))?;
     let after = probe.sample().await?;
-    Ok((load?, before, after, peak_rss_bytes))
+    Ok((load?, before, after, peak_rss_bytes, footprint))
 }
 
 /// A histogram of microseconds as milliseconds at the percentiles that matter.
@@ -367,6 +412,10 @@ impl Outcome {
                 "records_vs_raw_commit": records_per_sec
                     .and_then(|records| ratio(records, self.raw_records_per_sec)),
             },
+            "footprint": {
+                "waiting_items": self.footprint.waiting.map(Growth::to_json),
+                "agent_sessions": self.footprint.sessions.map(Growth::to_json),
+            },
         })
     }
 }
@@ -438,6 +487,8 @@ mod tests {
             concurrency: 1,
             connections: 1,
             metrics_url: None,
+            waiting: 0,
+            sessions: 0,
             database_url: None,
         };
         let error = args.plan("http://127.0.0.1:1".into()).err();

@@ -4,6 +4,7 @@
 
 pub mod agent;
 pub mod bridge;
+pub mod codec;
 pub mod convert;
 pub mod presence;
 mod status;
