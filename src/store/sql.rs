@@ -191,10 +191,11 @@ macro_rules! work_item_columns {
 }
 pub(super) use work_item_columns;
 
-/// The condition of a work item still in routing (the partial index's too).
+/// The condition of a work item still in routing (the partial index's too):
+/// every final event, and only a final one, sets `completed_at`.
 macro_rules! is_open {
     () => {
-        "state IN ('waiting', 'offered', 'answered', 'connected', 'wrap_up')"
+        "completed_at IS NULL"
     };
 }
 
