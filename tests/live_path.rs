@@ -885,6 +885,23 @@ async fn open_work_items_are_recovered_after_a_crash() {
             [1, 2, 3, 4],
             "waiting items keep their order; the offer in flight went back to its place"
         );
+        // Alice is still on the call answered before the crash: signing in
+        // again, ready, she is offered nothing until it ends.
+        let mut alice_again = AgentClient::sign_in(restarted.channel().await, "alice", true).await;
+        let after_sign_in = bridge
+            .client
+            .list_open_interactions(pb::ListOpenInteractionsRequest {})
+            .await
+            .unwrap()
+            .into_inner();
+        let states: Vec<&str> = after_sign_in.interactions[1..]
+            .iter()
+            .map(|interaction| interaction.state.as_str())
+            .collect();
+        assert_eq!(
+            states, ["waiting"; 4],
+            "the recovered call holds its agent's capacity"
+        );
         let ack = bridge
             .report(Report::Ended(pb::InteractionEnded {
                 work_item_id: answered.work_item_id.clone(),
@@ -894,11 +911,10 @@ async fn open_work_items_are_recovered_after_a_crash() {
             ack.code, 0,
             "the bridge can end an item answered before the crash: {ack:?}"
         );
-        let mut carol = AgentClient::sign_in(restarted.channel().await, "bob", true).await;
-        let next = carol.offer().await;
+        let next = alice_again.offer().await;
         assert_eq!(
             next.work_item_id, offered.work_item_id,
-            "the first in line is offered first"
+            "once the call ends and she has wrapped up, the first in line is offered first"
         );
         restarted.stop().await;
         let lifecycles = common::check_lifecycles(&backend).await;

@@ -45,6 +45,16 @@ pub enum Command {
     RemoveAgent(AgentId),
     /// A new work item joins a queue.
     Submit(NewWorkItem),
+    /// Recovery puts back an item accepted before a restart: connected to
+    /// its agent (signed out by the restart) until the bridge ends it.
+    Restore {
+        /// The item, with its original times.
+        item: NewWorkItem,
+        /// The agent who accepted it.
+        agent: AgentId,
+        /// When the agent accepted, for handle time.
+        since: Timestamp,
+    },
     /// The consumer hung up while queued or offered.
     Abandon(WorkItemId),
     /// The agent accepted the item offered to them.

@@ -122,6 +122,40 @@ impl Engine {
         now: Timestamp,
         out: &mut Vec<Effect>,
     ) -> Result<()> {
+        let item = self.new_item(new)?;
+        self.admit(item, 0, now, out);
+        Ok(())
+    }
+
+    /// Puts back an item its agent had accepted before a restart: connected
+    /// to the agent, who was signed out by the restart, and holding their
+    /// capacity on its channel until the bridge ends it, so that the agent
+    /// is not offered more than they can take when they sign in again.
+    pub(super) fn restore(
+        &mut self,
+        new: NewWorkItem,
+        agent: &super::AgentId,
+        since: Timestamp,
+        now: Timestamp,
+        out: &mut Vec<Effect>,
+    ) -> Result<()> {
+        let a = self.agent_of(agent)?;
+        let mut item = self.new_item(new)?;
+        item.state = ItemState::Connected { agent: a, since };
+        item.epoch = self.bump();
+        let (id, channel) = (item.id, item.channel);
+        let ix = self.items.insert(item);
+        self.item_ix.insert(id, ix);
+        let slot = &mut self.agents[a.get()];
+        slot.connected.push(ix);
+        slot.load[channel.index()] += 1;
+        self.refresh_agent(a, now, out);
+        Ok(())
+    }
+
+    /// An engine item for a new work item, checked against the queues, the
+    /// items already held and the proficiency scale; not yet in any line.
+    fn new_item(&mut self, new: NewWorkItem) -> Result<Item> {
         let q = self.queue_of(&new.queue)?;
         if self.item_ix.contains_key(&new.id) {
             return Err(Error::AlreadyExists {
@@ -145,7 +179,7 @@ impl Engine {
         if let Some(language) = &new.language {
             language_skill = Some(self.intern_skill(&SkillName::new(format!("lang:{language}"))));
         }
-        let item = Item {
+        Ok(Item {
             id: new.id,
             interaction: new.interaction,
             channel: new.channel,
@@ -164,9 +198,7 @@ impl Engine {
             cooldowns: Vec::new(),
             state: ItemState::Admitting,
             step: 0,
-        };
-        self.admit(item, 0, now, out);
-        Ok(())
+        })
     }
 
     /// Puts an item through its queue's limits, then into line.

@@ -1036,3 +1036,54 @@ fn a_duration_on_the_last_step_is_ignored() {
     let view = bench.engine.item(&item_id(1)).expect("item 1 waits");
     assert_eq!(view.status, ItemStatus::Waiting { step: 1 });
 }
+
+#[test]
+fn a_restored_call_holds_its_agents_capacity_until_it_ends() {
+    let mut queue = Queue::new("sales".into());
+    queue.wrap_up_secs = 30;
+    let mut bench = Bench::new(vec![queue]);
+    bench.apply(Command::UpsertAgent(agent("ann", &["sales"], &[])), 0);
+    bench.apply(
+        Command::Restore {
+            item: new_item(1, "sales", Channel::Voice, 0, 0),
+            agent: "ann".into(),
+            since: at(5),
+        },
+        100,
+    );
+    let ann = bench.engine.agent(&"ann".into()).expect("ann exists");
+    assert_eq!(ann.state, RoutingState::LoggedOut);
+    bench.ready(agent("ann", &["sales"], &[]), 110);
+    let effects = bench.submit(new_item(2, "sales", Channel::Voice, 0, 120), 120);
+    assert!(
+        offers(&effects).is_empty(),
+        "ann is still on the restored call"
+    );
+    let effects = bench.apply(Command::End(item_id(1)), 200);
+    let completed = effects.iter().find_map(|effect| match effect {
+        Effect::Completed {
+            item,
+            handle_time,
+            wrap_up_until,
+            ..
+        } => Some((*item, handle_time.as_secs(), *wrap_up_until)),
+        _ => None,
+    });
+    assert_eq!(completed, Some((item_id(1), 195, Some(at(230)))));
+    assert_eq!(offers(&bench.engine.tick(at(230))), offered(2, "ann"));
+}
+
+#[test]
+fn a_restore_names_an_agent_the_engine_knows() {
+    let mut bench = Bench::new(vec![Queue::new("sales".into())]);
+    let restored = bench.engine.apply(
+        Command::Restore {
+            item: new_item(1, "sales", Channel::Voice, 0, 0),
+            agent: "nobody".into(),
+            since: at(5),
+        },
+        at(10),
+    );
+    assert!(matches!(restored, Err(Error::NotFound { .. })));
+    assert!(bench.engine.item(&item_id(1)).is_none());
+}

@@ -326,14 +326,17 @@ impl Live {
         .await?
     }
 
-    /// Applies an agent's command, if `session` is still the agent's session.
+    /// Applies an agent's command, if `session` is still the agent's
+    /// session; answers once what it changed is stored.
     pub async fn agent_command(&self, session: u64, command: Command) -> Result<()> {
-        self.call(|reply| Op::AgentCommand {
-            session,
-            command,
-            reply,
-        })
-        .await?
+        let commit = self
+            .call(|reply| Op::AgentCommand {
+                session,
+                command,
+                reply,
+            })
+            .await??;
+        self.pending(commit).committed().await
     }
 
     /// The agent's session ended (stream dropped or heartbeat lost): signs

@@ -146,7 +146,7 @@ pub enum Op {
     AgentCommand {
         session: u64,
         command: Command,
-        reply: oneshot::Sender<Result<()>>,
+        reply: oneshot::Sender<Result<Commit>>,
     },
     /// An agent's session ended.
     SessionEnded {

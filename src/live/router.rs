@@ -95,6 +95,9 @@ pub(super) struct Router {
     agent_sessions: HashMap<AgentId, AgentSession>,
     /// Bridge sessions.
     bridges: HashMap<u64, mpsc::UnboundedSender<BridgeNotice>>,
+    /// Deliveries of items just answered, sent to the bridges once the
+    /// answer is committed (`deliver_after`).
+    deliveries: Vec<BridgeNotice>,
     /// The last session id handed out.
     last_session: u64,
     /// Scratch buffer for effects.
@@ -128,6 +131,7 @@ impl Router {
             closed_items: HashMap::new(),
             agent_sessions: HashMap::new(),
             bridges: HashMap::new(),
+            deliveries: Vec::new(),
             last_session: 0,
             effects: Vec::new(),
             metrics,
@@ -526,9 +530,9 @@ impl Router {
         }
     }
 
-    /// Ends an answered item recovered after a restart, which the engine no
-    /// longer holds: its agent was signed out by the restart, so it completes
-    /// without wrap-up. False when the engine holds the item.
+    /// Ends an answered item recovered after a restart that the engine could
+    /// not take back (its agent or queue is gone from the configuration): it
+    /// completes without wrap-up. False when the engine holds the item.
     fn end_recovered(&mut self, item: WorkItemId, records: &mut Vec<Record>) -> bool {
         if self.engine.item(&item).is_some() {
             return false;
@@ -554,7 +558,8 @@ impl Router {
     /// enqueue order. A waiting item keeps its arrival, enqueue time and
     /// priority, so its place in line and routing step; an offer in flight
     /// goes back to its place in line; an answered item waits for the bridge
-    /// to end it (its agent, signed out by the restart, signs in again); a
+    /// to end it, holding the capacity of its agent (signed out by the
+    /// restart) when they sign in again; a
     /// wrap-up ends, since its agent is signed out. Adds the records to
     /// write to `records`.
     pub(super) fn recover(&mut self, stored: StoredWorkItem, records: &mut Vec<Record>) {
@@ -582,6 +587,18 @@ impl Router {
             _ => {
                 self.interactions
                     .insert(stored.item.interaction_id.clone(), item);
+                if let Some(agent) = &stored.agent {
+                    let restore = Command::Restore {
+                        item: new_work_item(&stored.item),
+                        agent: agent.clone(),
+                        since: stored.answered_at.unwrap_or(now),
+                    };
+                    if let Err(error) = self.apply(restore, records) {
+                        // Still held below, outside the engine, until the
+                        // bridge ends it (`end_recovered`).
+                        tracing::warn!(%item, %error, "a recovered answered item holds no agent capacity");
+                    }
+                }
                 let connected = stored.state == "connected";
                 let mut details = Details::waiting(stored.item, queue);
                 details.agent = stored.agent;
@@ -782,7 +799,10 @@ impl Router {
         None
     }
 
-    fn agent_command(&mut self, session: u64, command: Command) -> Result<()> {
+    /// Applies an agent's command; its answer is due once the returned
+    /// commit completes, so an accepted offer is acknowledged only once its
+    /// answer is stored.
+    fn agent_command(&mut self, session: u64, command: Command) -> Result<Commit> {
         let Some(agent) = self.session_agent(session) else {
             return Err(Error::FailedPrecondition(
                 "this session was taken over or has ended".into(),
@@ -791,11 +811,40 @@ impl Router {
         let signing_out = matches!(command, Command::SignOut(_));
         let mut records = Vec::new();
         let result = self.apply(command, &mut records);
-        self.writer.write_detached(records);
+        let commit = self.deliver_after(self.writer.write(records));
         if signing_out && result.is_ok() {
             self.agent_sessions.remove(&agent);
         }
-        result
+        result.map(|()| commit)
+    }
+
+    /// Sends the waiting deliveries to the bridges once `commit` completes,
+    /// so that no call is put through to an agent whose answer a crash could
+    /// still lose; the returned commit completes after them.
+    fn deliver_after(&mut self, commit: Commit) -> Commit {
+        if self.deliveries.is_empty() {
+            return commit;
+        }
+        let deliveries = std::mem::take(&mut self.deliveries);
+        let bridges: Vec<_> = self.bridges.values().cloned().collect();
+        let (done, after) = oneshot::channel();
+        tokio::spawn(async move {
+            let Ok(result) = commit.await else {
+                // The writer stopped: the server is going down, and a bridge
+                // reconnecting later has the delivery replayed.
+                return;
+            };
+            // Sent whatever the result: the writer retries an unavailable
+            // store without end, so an error here is a record refused for
+            // good, and holding the call back would strand the consumer.
+            for delivery in deliveries {
+                for bridge in &bridges {
+                    let _ = bridge.send(delivery.clone());
+                }
+            }
+            let _ = done.send(result);
+        });
+        after
     }
 
     fn session_ended(&mut self, agent: &AgentId, session: u64) {
@@ -1056,9 +1105,7 @@ impl Router {
                     .items
                     .get(item)
                     .and_then(|details| self.delivery(*item, details));
-                if let Some(delivery) = delivery {
-                    self.to_bridges(delivery);
-                }
+                self.deliveries.extend(delivery);
             }
             Effect::Abandoned {
                 item,
