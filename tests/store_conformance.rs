@@ -219,11 +219,19 @@ mod suite {
     use super::*;
 
     /// The lifecycles the batch test writes: an item answered after a
-    /// decline and completed, and one moved back to waiting and reprioritised.
+    /// decline and completed, and one back to waiting, reprioritised, then
+    /// moved to another queue (where it joins the line anew).
     fn lifecycles(done: &WorkItemRecord, waiting: &WorkItemRecord) -> Vec<Record> {
         let reprioritised = Record::Event(WorkItemEvent {
             priority: Some(7),
             ..match event(waiting, 4_000, EventKind::Reprioritised, None) {
+                Record::Event(event) => event,
+                _ => unreachable!("event() makes events"),
+            }
+        });
+        let moved = Record::Event(WorkItemEvent {
+            queue: "general".into(),
+            ..match event(waiting, 4_500, EventKind::Moved, None) {
                 Record::Event(event) => event,
                 _ => unreachable!("event() makes events"),
             }
@@ -238,6 +246,7 @@ mod suite {
             event(done, 3_000, EventKind::OfferDeclined, Some("alice")),
             event(waiting, 3_000, EventKind::OfferTimedOut, Some("bob")),
             reprioritised,
+            moved,
             event(done, 5_000, EventKind::Offered, Some("bob")),
             event(done, 6_000, EventKind::Answered, Some("bob")),
             event(done, 7_000, EventKind::Connected, Some("bob")),
@@ -310,6 +319,10 @@ mod suite {
                 batch.interaction_id
             );
             assert_eq!(together.item.priority, one_at_a_time.item.priority);
+            assert_eq!(
+                (&together.item.queue, together.item.enqueued_at),
+                (&one_at_a_time.item.queue, one_at_a_time.item.enqueued_at)
+            );
             let events = |id| async move {
                 store
                     .work_item_events(id)
@@ -337,6 +350,11 @@ mod suite {
             ("waiting", None)
         );
         assert_eq!(waiting.item.priority, 7);
+        assert_eq!(
+            (waiting.item.queue.as_str(), waiting.item.enqueued_at),
+            ("general", Timestamp::from_millis(4_500)),
+            "a moved item stands in its new queue's line from when it moved"
+        );
         assert_eq!(store.agent_states(&"bob".into()).await.unwrap().len(), 2);
     }
 

@@ -30,8 +30,10 @@ pub(super) struct BatchRows {
     pub events: Option<String>,
     /// Each touched work item's summary columns after all of its events in
     /// the batch: `[id, state, queue, agent, priority, answered_at,
-    /// connected_at, ended_at, completed_at, outcome]`, where a null keeps
-    /// what is stored (and `ended_at` never replaces a stored one).
+    /// connected_at, ended_at, completed_at, outcome, enqueued_at]`, where a
+    /// null keeps what is stored (and `ended_at` never replaces a stored
+    /// one). An item joins its new queue's line when it overflows or is
+    /// moved, so those events set `enqueued_at`, which orders the line.
     pub summaries: Option<String>,
     /// Agents' routing-state changes: `[agent, at, state, reason]` each.
     pub agent_states: Option<String>,
@@ -50,6 +52,7 @@ struct Summary<'a>(
     Option<i64>,
     Option<i64>,
     Option<&'static str>,
+    Option<i64>,
 );
 
 impl BatchRows {
@@ -102,6 +105,7 @@ impl BatchRows {
                             None,
                             None,
                             None,
+                            None,
                         ));
                         summaries.len() - 1
                     });
@@ -130,6 +134,9 @@ impl BatchRows {
                     if is_final {
                         summary.8 = Some(at);
                         summary.9 = Some(event.kind.as_str());
+                    }
+                    if matches!(event.kind, EventKind::Overflowed | EventKind::Moved) {
+                        summary.10 = Some(at);
                     }
                 }
                 Record::AgentState(change) => agent_states.push((
@@ -212,7 +219,8 @@ mod tests {
                 null,
                 6,
                 7,
-                "completed"
+                "completed",
+                null
             ]])
         );
     }

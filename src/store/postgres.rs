@@ -38,7 +38,8 @@ impl PgStore {
         connected_at = COALESCE((u.e ->> 6)::bigint, w.connected_at), \
         ended_at = COALESCE(w.ended_at, (u.e ->> 7)::bigint), \
         completed_at = COALESCE((u.e ->> 8)::bigint, w.completed_at), \
-        outcome = COALESCE(u.e ->> 9, w.outcome) \
+        outcome = COALESCE(u.e ->> 9, w.outcome), \
+        enqueued_at = COALESCE((u.e ->> 10)::bigint, w.enqueued_at) \
         FROM jsonb_array_elements($1::jsonb) AS u (e) WHERE w.id = u.e ->> 0";
 
     /// Inserts a batch's agent state changes, from `BatchRows::agent_states`.

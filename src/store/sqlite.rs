@@ -73,7 +73,8 @@ impl SqliteStore {
         connected_at = COALESCE(u.value ->> 6, connected_at), \
         ended_at = COALESCE(ended_at, u.value ->> 7), \
         completed_at = COALESCE(u.value ->> 8, completed_at), \
-        outcome = COALESCE(u.value ->> 9, outcome) \
+        outcome = COALESCE(u.value ->> 9, outcome), \
+        enqueued_at = COALESCE(u.value ->> 10, enqueued_at) \
         FROM jsonb_each($1) AS u WHERE work_items.id = u.value ->> 0";
 
     /// Inserts a batch's agent state changes, from `BatchRows::agent_states`.
