@@ -12,6 +12,7 @@ use common::sessions::{
 use std::time::Duration;
 use switchboard::config::ServeConfig;
 use switchboard::proto::v1 as pb;
+use switchboard::proto::v1::bridge_service_client::BridgeServiceClient;
 use switchboard::proto::v1::presence_service_client::PresenceServiceClient;
 use switchboard::store::records::EventKind as K;
 use tonic::Code;
@@ -270,6 +271,61 @@ async fn a_dropped_agent_stream_puts_the_offer_back_in_line() {
             Some("logged_out"),
             "alice was signed out"
         );
+    }
+}
+
+#[tokio::test]
+async fn instructions_given_while_no_bridge_session_is_open_reach_the_next_one() {
+    for backend in common::backends().await {
+        let centre = Centre::start(&backend, support_queue(), vec![agent("alice", 3)]).await;
+        // Submissions are unary: no bridge session is open yet.
+        let mut submitter = BridgeServiceClient::new(centre.server.channel().await);
+        let mut calls = Vec::new();
+        for name in ["call-1", "call-2"] {
+            let submitted = submitter
+                .submit_interaction(interaction_request(name, VOICE, SUPPORT))
+                .await
+                .expect("a submission needs no bridge session")
+                .into_inner();
+            calls.push(submitted.work_item_id);
+        }
+        let mut alice = centre.agent("alice").await;
+        let offer = alice.offer().await;
+        assert_eq!(offer.work_item_id, calls[0]);
+        alice.accept(&offer.work_item_id).await;
+        let cancel = pb::CancelWorkItemRequest {
+            work_item_id: calls[1].clone(),
+            reason: "spam".into(),
+        };
+        centre
+            .server
+            .supervisor()
+            .await
+            .cancel_work_item(cancel)
+            .await
+            .expect("a waiting item can be cancelled");
+
+        // The bridge comes back: it is told to put the first call through
+        // to Alice and to disconnect the second caller.
+        let mut bridge = centre.bridge().await;
+        let delivery = bridge.delivery(&calls[0]).await;
+        assert_eq!(delivery.agent_id, "alice");
+        let cancelled = calls[1].clone();
+        let disconnect = bridge
+            .instruction(
+                "the cancelled caller's disconnect",
+                |kind| matches!(kind, Instruction::Disconnect(d) if d.work_item_id == cancelled),
+            )
+            .await;
+        let Instruction::Disconnect(disconnect) = disconnect else {
+            unreachable!("matched a disconnect")
+        };
+        assert_eq!(disconnect.reason, "supervisor", "on {}", backend.name);
+        drop(bridge);
+        drop(alice);
+        centre.server.stop().await;
+        let lifecycles = common::check_lifecycles(&backend).await;
+        assert_eq!(lifecycles[1].last(), Some(&K::Cancelled), "{lifecycles:?}");
     }
 }
 
@@ -662,7 +718,14 @@ async fn an_agent_whose_heartbeats_stop_is_signed_out() {
         let offer = alice.offer().await;
         assert_eq!(offer.work_item_id, submitted.work_item_id);
         // Alice's client hangs: the stream stays open but sends nothing more.
+        // Bob's keeps beating while it waits (a hang guard of 30 s).
         let mut bob = centre.agent("bob").await;
+        let mut beats = 0;
+        while !bob.offered_within(Duration::from_millis(200)).await {
+            beats += 1;
+            assert!(beats < 150, "the offer never went back in line");
+            bob.send(AgentKind2::Heartbeat(pb::Heartbeat {}));
+        }
         let again = bob.offer().await;
         assert_eq!(
             again.work_item_id, submitted.work_item_id,
@@ -857,13 +920,8 @@ async fn open_work_items_are_recovered_after_a_crash() {
 
         let restarted = TestServer::start(&backend.url).await;
         let mut bridge = BridgeClient::open(restarted.channel().await).await;
-        let open = bridge
-            .client
-            .list_open_interactions(pb::ListOpenInteractionsRequest {})
-            .await
-            .unwrap()
-            .into_inner();
-        let first = &open.interactions[0];
+        let open = bridge.open_interactions().await;
+        let first = &open[0];
         assert_eq!(
             (
                 first.work_item_id.as_str(),
@@ -873,7 +931,7 @@ async fn open_work_items_are_recovered_after_a_crash() {
             (answered.work_item_id.as_str(), "connected", "alice"),
             "a connected item stays connected to its agent"
         );
-        assert_eq!(open.interactions.len(), 5);
+        assert_eq!(open.len(), 5);
         let mut positions = Vec::new();
         for n in 2..=5 {
             let again = bridge.submit(&format!("call-{n}"), VOICE, SUPPORT).await;
@@ -888,13 +946,8 @@ async fn open_work_items_are_recovered_after_a_crash() {
         // Alice is still on the call answered before the crash: signing in
         // again, ready, she is offered nothing until it ends.
         let mut alice_again = AgentClient::sign_in(restarted.channel().await, "alice", true).await;
-        let after_sign_in = bridge
-            .client
-            .list_open_interactions(pb::ListOpenInteractionsRequest {})
-            .await
-            .unwrap()
-            .into_inner();
-        let states: Vec<&str> = after_sign_in.interactions[1..]
+        let after_sign_in = bridge.open_interactions().await;
+        let states: Vec<&str> = after_sign_in[1..]
             .iter()
             .map(|interaction| interaction.state.as_str())
             .collect();

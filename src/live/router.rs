@@ -28,6 +28,10 @@ use tokio::sync::{broadcast, mpsc, oneshot};
 /// while their records may still be on their way to the store.
 const RECENTLY_CLOSED: usize = 100_000;
 
+/// Instructions kept for a bridge while none is connected; past this the
+/// oldest are dropped, with a warning.
+const UNSENT_INSTRUCTIONS: usize = 100_000;
+
 /// What the router keeps of an open work item beyond what the engine routes with.
 struct Details {
     /// The item as created (for offers, deliveries and records).
@@ -98,6 +102,9 @@ pub(super) struct Router {
     /// Deliveries of items just answered, sent to the bridges once the
     /// answer is committed (`deliver_after`).
     deliveries: Vec<BridgeNotice>,
+    /// Instructions (overflows, disconnects) given while no bridge session
+    /// was open, sent to the next one that opens.
+    unsent: VecDeque<BridgeNotice>,
     /// The last session id handed out.
     last_session: u64,
     /// Scratch buffer for effects.
@@ -132,6 +139,7 @@ impl Router {
             agent_sessions: HashMap::new(),
             bridges: HashMap::new(),
             deliveries: Vec::new(),
+            unsent: VecDeque::new(),
             last_session: 0,
             effects: Vec::new(),
             metrics,
@@ -723,6 +731,9 @@ impl Router {
                 let _ = notices.send(notice);
             }
         }
+        for instruction in self.unsent.drain(..) {
+            let _ = notices.send(instruction);
+        }
         tracing::info!(bridge = bridge_id, session, "bridge session opened");
         self.bridges.insert(session, notices);
         (session, receiver)
@@ -959,6 +970,27 @@ impl Router {
         }
     }
 
+    /// Sends an instruction to every bridge session, or keeps it for the
+    /// next session to open when none is: a consumer told nothing would be
+    /// left waiting in a line they are no longer in.
+    fn instruct_bridges(&mut self, instruction: BridgeNotice) {
+        let mut sent = false;
+        for bridge in self.bridges.values() {
+            sent |= bridge.send(instruction.clone()).is_ok();
+        }
+        if sent {
+            return;
+        }
+        if self.unsent.len() == UNSENT_INSTRUCTIONS {
+            self.unsent.pop_front();
+            tracing::warn!(
+                kept = UNSENT_INSTRUCTIONS,
+                "no bridge session for a long while: the oldest unsent instruction is dropped"
+            );
+        }
+        self.unsent.push_back(instruction);
+    }
+
     fn to_bridges(&self, notice: BridgeNotice) {
         for bridge in self.bridges.values() {
             let _ = bridge.send(notice.clone());
@@ -1139,7 +1171,7 @@ impl Router {
                 if let Some(details) = self.items.get_mut(item) {
                     details.queue = to.clone();
                 }
-                self.to_bridges(BridgeNotice::Overflow {
+                self.instruct_bridges(BridgeNotice::Overflow {
                     item: *item,
                     from: from.clone(),
                     to: to.clone(),
@@ -1191,7 +1223,7 @@ impl Router {
                     queue.clone(),
                     detail.to_string(),
                 ));
-                self.to_bridges(BridgeNotice::Disconnect {
+                self.instruct_bridges(BridgeNotice::Disconnect {
                     item: *item,
                     kind,
                     message,
@@ -1280,7 +1312,7 @@ impl Router {
             }
             Effect::Cancelled { item, queue, .. } => {
                 records.push(event(*item, now, EventKind::Cancelled, queue.clone(), None));
-                self.to_bridges(BridgeNotice::Disconnect {
+                self.instruct_bridges(BridgeNotice::Disconnect {
                     item: *item,
                     kind: DisconnectKind::Cancelled,
                     message: String::new(),

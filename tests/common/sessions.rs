@@ -280,6 +280,16 @@ impl BridgeClient {
             .into_inner()
     }
 
+    /// The open interactions, as the bridge lists them after reconnecting.
+    pub async fn open_interactions(&mut self) -> Vec<pb::OpenInteraction> {
+        self.client
+            .list_open_interactions(pb::ListOpenInteractionsRequest {})
+            .await
+            .expect("open interactions are listed")
+            .into_inner()
+            .interactions
+    }
+
     /// Sends a lifecycle report and returns its ack.
     pub async fn report(&mut self, kind: pb::bridge_message::Kind) -> pb::Ack {
         self.next_request += 1;
