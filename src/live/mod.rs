@@ -214,6 +214,13 @@ impl Live {
     /// id, also across restarts (the store is asked first). Answers only once
     /// the work item is durably stored.
     pub async fn submit(&self, submission: Submission) -> Result<Submitted> {
+        // A draining server takes no new work; the bridge, told to go away,
+        // submits elsewhere or later.
+        if *self.stopping.borrow() {
+            return Err(Error::Unavailable(
+                "the server is shutting down; submit elsewhere or later".into(),
+            ));
+        }
         // Refuse at once while the store cannot take writes: nothing is
         // acknowledged that is not stored, and the bridge retries the same
         // interaction id later (a submission is idempotent).

@@ -295,6 +295,26 @@ impl ChildServer {
         self.child.kill().await.expect("the server can be killed");
     }
 
+    /// Asks the process to stop with SIGTERM, as a service manager would.
+    pub async fn terminate(&self) {
+        let pid = self.child.id().expect("the server has not been reaped");
+        let sent = tokio::process::Command::new("kill")
+            .args(["-TERM", &pid.to_string()])
+            .status()
+            .await
+            .expect("kill runs");
+        assert!(sent.success(), "SIGTERM was delivered");
+    }
+
+    /// Waits for the process to exit (a hang guard of 60 s) and returns its
+    /// exit status.
+    pub async fn exited(mut self) -> std::process::ExitStatus {
+        tokio::time::timeout(std::time::Duration::from_secs(60), self.child.wait())
+            .await
+            .expect("the server exits in time")
+            .expect("the server can be waited for")
+    }
+
     /// A gRPC channel to the server.
     pub async fn channel(&self) -> Channel {
         connect(self.grpc_addr).await
