@@ -487,6 +487,11 @@ impl Router {
                 if details.connected {
                     return Ok(self.after_queued());
                 }
+                if details.wrap_up_since.is_some() {
+                    return Err(Error::FailedPrecondition(format!(
+                        "work item {item} has ended"
+                    )));
+                }
                 details.connected = true;
                 records.push(event(
                     item,
@@ -498,7 +503,11 @@ impl Router {
             }
             BridgeReport::HungUp(item) => self.finish(item, &mut records)?,
             BridgeReport::Ended(item) => {
-                self.require_open(item)?;
+                // Ended already (a repeated report, or the consumer's
+                // hang-up came first): the agent's wrap-up goes on.
+                if self.require_open(item)?.wrap_up_since.is_some() {
+                    return Ok(self.after_queued());
+                }
                 if !self.end_recovered(item, &mut records) {
                     self.apply(Command::End(item), &mut records)?;
                 }
