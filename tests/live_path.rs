@@ -238,6 +238,77 @@ async fn a_consumer_abandons_while_queued_and_while_offered() {
 }
 
 #[tokio::test]
+async fn a_call_that_has_ended_takes_no_second_end_nor_a_late_connect() {
+    for backend in common::backends().await {
+        let centre = Centre::start(&backend, support_queue(), vec![agent("alice", 3)]).await;
+        let mut bridge = centre.bridge().await;
+        let mut alice = centre.agent("alice").await;
+        alice.state(pb::RoutingState::Ready).await;
+
+        // The bridge sends its end report again, as after a lost ack.
+        let first = bridge.submit("call-1", VOICE, SUPPORT).await;
+        alice.offer().await;
+        alice.accept(&first.work_item_id).await;
+        let connected = Report::Connected(pb::InteractionConnected {
+            work_item_id: first.work_item_id.clone(),
+        });
+        assert_eq!(bridge.report(connected).await.code, 0);
+        for attempt in ["first", "repeated"] {
+            let ended = Report::Ended(pb::InteractionEnded {
+                work_item_id: first.work_item_id.clone(),
+            });
+            let ack = bridge.report(ended).await;
+            assert_eq!(ack.code, 0, "the {attempt} end report: {ack:?}");
+        }
+        alice.state(pb::RoutingState::WrapUp).await;
+        alice.state(pb::RoutingState::Ready).await;
+
+        // The consumer hangs up before the bridge reports the call connected.
+        let second = bridge.submit("call-2", VOICE, SUPPORT).await;
+        alice.offer().await;
+        alice.accept(&second.work_item_id).await;
+        bridge
+            .client
+            .end_interaction(pb::EndInteractionRequest {
+                interaction_id: "call-2".into(),
+                reason: "hung up".into(),
+            })
+            .await
+            .expect("the hang-up is taken");
+        let late = Report::Connected(pb::InteractionConnected {
+            work_item_id: second.work_item_id.clone(),
+        });
+        let ack = bridge.report(late).await;
+        assert_eq!(ack.code, Code::FailedPrecondition as i32, "{ack:?}");
+        let ended = Report::Ended(pb::InteractionEnded {
+            work_item_id: second.work_item_id.clone(),
+        });
+        assert_eq!(bridge.report(ended).await.code, 0);
+        alice.state(pb::RoutingState::WrapUp).await;
+        alice.state(pb::RoutingState::Ready).await;
+        centre.server.stop().await;
+
+        let lifecycles = common::check_lifecycles(&backend).await;
+        assert_eq!(
+            lifecycles,
+            [
+                vec![
+                    K::Queued,
+                    K::Offered,
+                    K::Answered,
+                    K::Connected,
+                    K::Ended,
+                    K::Completed
+                ],
+                vec![K::Queued, K::Offered, K::Answered, K::Ended, K::Completed],
+            ],
+            "on {}",
+            backend.name
+        );
+    }
+}
+
+#[tokio::test]
 async fn a_dropped_agent_stream_puts_the_offer_back_in_line() {
     for backend in common::backends().await {
         let centre = Centre::start(

@@ -366,11 +366,12 @@ impl Router {
         }
     }
 
-    /// An already-committed answer, for requests that change nothing.
-    fn nothing_to_commit() -> Commit {
-        let (done, commit) = oneshot::channel();
-        let _ = done.send(Ok(()));
-        commit
+    /// The answer for a request that changes nothing because it repeats
+    /// an earlier one: it completes once every record queued so far is
+    /// committed (the writer commits in order), so a repeat is never
+    /// acknowledged before what it repeats is stored.
+    fn after_queued(&self) -> Commit {
+        self.writer.write(Vec::new())
     }
 
     fn submit(&mut self, submission: Submission) -> Result<(Submitted, Commit)> {
@@ -380,12 +381,12 @@ impl Router {
                 .get(item)
                 .map(|details| details.queue.clone())
                 .unwrap_or_else(|| "".into());
-            return Ok((self.figures(*item, queue, false), Self::nothing_to_commit()));
+            return Ok((self.figures(*item, queue, false), self.after_queued()));
         }
         if let Some((item, queue)) = self.closed_items.get(&submission.interaction_id) {
             return Ok((
                 self.figures(*item, queue.clone(), false),
-                Self::nothing_to_commit(),
+                self.after_queued(),
             ));
         }
         let queue = match (&submission.queue, &submission.entry_point) {
@@ -492,7 +493,12 @@ impl Router {
                     )));
                 }
                 if details.connected {
-                    return Ok(Self::nothing_to_commit());
+                    return Ok(self.after_queued());
+                }
+                if details.wrap_up_since.is_some() {
+                    return Err(Error::FailedPrecondition(format!(
+                        "work item {item} has ended"
+                    )));
                 }
                 details.connected = true;
                 records.push(event(
@@ -505,7 +511,11 @@ impl Router {
             }
             BridgeReport::HungUp(item) => self.finish(item, &mut records)?,
             BridgeReport::Ended(item) => {
-                self.require_open(item)?;
+                // Ended already (a repeated report, or the consumer's
+                // hang-up came first): the agent's wrap-up goes on.
+                if self.require_open(item)?.wrap_up_since.is_some() {
+                    return Ok(self.after_queued());
+                }
                 if !self.end_recovered(item, &mut records) {
                     self.apply(Command::End(item), &mut records)?;
                 }

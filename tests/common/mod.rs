@@ -176,14 +176,34 @@ pub async fn work_item_ids(backend: &Backend) -> Vec<switchboard::domain::WorkIt
 /// Checks that the database holds a consistent lifecycle for every work
 /// item: it starts queued (or rejected), every transition follows a state
 /// that allows it, timestamps never go back, and the item's stored state is
-/// the one its last event leads to. Returns each item's event kinds.
+/// the one its last event leads to. The database must be at rest: the
+/// checks read it in several statements. Returns each item's event kinds.
 pub async fn check_lifecycles(
     backend: &Backend,
 ) -> Vec<Vec<switchboard::store::records::EventKind>> {
+    let mut all = Vec::new();
+    for (_, kinds) in check_lifecycles_by_item(backend).await {
+        all.push(kinds);
+    }
+    all
+}
+
+/// The checks of [`check_lifecycles`]; returns each item's id with its
+/// event kinds, for tests that look up the items they know.
+pub async fn check_lifecycles_by_item(
+    backend: &Backend,
+) -> Vec<(
+    switchboard::domain::WorkItemId,
+    Vec<switchboard::store::records::EventKind>,
+)> {
     use switchboard::store::records::EventKind as K;
     let store = switchboard::store::connect(&backend.url)
         .await
         .expect("the store opens");
+    let open = store
+        .open_work_items()
+        .await
+        .expect("open items can be read");
     let mut all = Vec::new();
     for id in work_item_ids(backend).await {
         let events = store
@@ -222,10 +242,6 @@ pub async fn check_lifecycles(
                 state = next;
             }
         }
-        let open = store
-            .open_work_items()
-            .await
-            .expect("open items can be read");
         let stored = open.iter().find(|item| item.item.id == id);
         match stored {
             Some(item) => assert_eq!(
@@ -240,7 +256,7 @@ pub async fn check_lifecycles(
                 "{id}: not open, yet its events {kinds:?} leave it {state}"
             ),
         }
-        all.push(kinds);
+        all.push((id, kinds));
     }
     store.close().await;
     all
