@@ -1,5 +1,6 @@
 //! The SQLite back-end: the embedded default, one file, nothing to install.
 
+use sqlx::Connection;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
@@ -107,6 +108,14 @@ impl SqliteStore {
             .busy_timeout(Duration::from_secs(5));
         let pool = SqlitePoolOptions::new()
             .max_connections(4)
+            // On a full disk or an I/O error SQLite may abort a transaction
+            // itself; sqlx's ROLLBACK then fails and it goes on counting the
+            // connection as inside a transaction, so that every later BEGIN
+            // on it fails, for good. Such a connection is closed, not reused:
+            // writes resume on a fresh one once the disk takes them again.
+            .before_acquire(|connection, _| {
+                Box::pin(async move { Ok(!connection.is_in_transaction()) })
+            })
             .connect_with(options)
             .await
             .map_err(super::db_error)?;
