@@ -358,13 +358,6 @@ impl Router {
         }
     }
 
-    /// An already-committed answer, for requests that change nothing.
-    fn nothing_to_commit() -> Commit {
-        let (done, commit) = oneshot::channel();
-        let _ = done.send(Ok(()));
-        commit
-    }
-
     fn submit(&mut self, submission: Submission) -> Result<(Submitted, Commit)> {
         if let Some(item) = self.interactions.get(&submission.interaction_id) {
             let queue = self
@@ -372,12 +365,18 @@ impl Router {
                 .get(item)
                 .map(|details| details.queue.clone())
                 .unwrap_or_else(|| "".into());
-            return Ok((self.figures(*item, queue, false), Self::nothing_to_commit()));
+            // Submitted before, maybe not yet stored: the first submission's
+            // commit hold may have run out (UNAVAILABLE) with its records
+            // still queued, and this is the bridge's retry.
+            return Ok((
+                self.figures(*item, queue, false),
+                self.writer.after_queued(),
+            ));
         }
         if let Some((item, queue)) = self.closed_items.get(&submission.interaction_id) {
             return Ok((
                 self.figures(*item, queue.clone(), false),
-                Self::nothing_to_commit(),
+                self.writer.after_queued(),
             ));
         }
         let queue = match (&submission.queue, &submission.entry_point) {
@@ -484,7 +483,7 @@ impl Router {
                     )));
                 }
                 if details.connected {
-                    return Ok(Self::nothing_to_commit());
+                    return Ok(self.writer.after_queued());
                 }
                 details.connected = true;
                 records.push(event(
