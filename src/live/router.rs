@@ -807,6 +807,18 @@ impl Router {
                 "this session was taken over or has ended".into(),
             ));
         };
+        if let Command::Accept { item, .. } = &command
+            && self
+                .items
+                .get(item)
+                .is_some_and(|details| details.agent.as_ref() == Some(&agent))
+        {
+            // Accepted already: the first accept answered UNAVAILABLE when
+            // its commit hold ran out (the store away), its answer still
+            // queued, and the client retries as told. Acknowledged once that
+            // answer is stored.
+            return Ok(self.writer.after_queued());
+        }
         let signing_out = matches!(command, Command::SignOut(_));
         let mut records = Vec::new();
         let result = self.apply(command, &mut records);
