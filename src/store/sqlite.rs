@@ -47,6 +47,17 @@ impl SqliteStore {
         }
     }
 
+    /// Commits a batch of records in one transaction ([`Store::append`](super::Store::append)).
+    async fn append_batch(&self, records: &[Record]) -> crate::error::Result<()> {
+        let mut tx = self
+            .pool
+            .begin_with(Self::BEGIN_WRITE)
+            .await
+            .map_err(super::db_error)?;
+        Self::write_batch(&mut tx, records).await?;
+        tx.commit().await.map_err(super::db_error)
+    }
+
     /// Starts a write transaction: takes the write lock at once, so a transaction that reads before it writes never fails to upgrade its lock.
     const BEGIN_WRITE: &str = "BEGIN IMMEDIATE";
 
