@@ -366,14 +366,6 @@ impl Router {
         }
     }
 
-    /// The answer for a request that changes nothing because it repeats
-    /// an earlier one: it completes once every record queued so far is
-    /// committed (the writer commits in order), so a repeat is never
-    /// acknowledged before what it repeats is stored.
-    fn after_queued(&self) -> Commit {
-        self.writer.write(Vec::new())
-    }
-
     fn submit(&mut self, submission: Submission) -> Result<(Submitted, Commit)> {
         if let Some(item) = self.interactions.get(&submission.interaction_id) {
             let queue = self
@@ -381,12 +373,18 @@ impl Router {
                 .get(item)
                 .map(|details| details.queue.clone())
                 .unwrap_or_else(|| "".into());
-            return Ok((self.figures(*item, queue, false), self.after_queued()));
+            // Submitted before, maybe not yet stored: the first submission's
+            // commit hold may have run out (UNAVAILABLE) with its records
+            // still queued, and this is the bridge's retry.
+            return Ok((
+                self.figures(*item, queue, false),
+                self.writer.after_queued(),
+            ));
         }
         if let Some((item, queue)) = self.closed_items.get(&submission.interaction_id) {
             return Ok((
                 self.figures(*item, queue.clone(), false),
-                self.after_queued(),
+                self.writer.after_queued(),
             ));
         }
         let queue = match (&submission.queue, &submission.entry_point) {
@@ -493,7 +491,7 @@ impl Router {
                     )));
                 }
                 if details.connected {
-                    return Ok(self.after_queued());
+                    return Ok(self.writer.after_queued());
                 }
                 if details.wrap_up_since.is_some() {
                     return Err(Error::FailedPrecondition(format!(
@@ -514,7 +512,7 @@ impl Router {
                 // Ended already (a repeated report, or the consumer's
                 // hang-up came first): the agent's wrap-up goes on.
                 if self.require_open(item)?.wrap_up_since.is_some() {
-                    return Ok(self.after_queued());
+                    return Ok(self.writer.after_queued());
                 }
                 if !self.end_recovered(item, &mut records) {
                     self.apply(Command::End(item), &mut records)?;
@@ -829,6 +827,18 @@ impl Router {
                 "this session was taken over or has ended".into(),
             ));
         };
+        if let Command::Accept { item, .. } = &command
+            && self
+                .items
+                .get(item)
+                .is_some_and(|details| details.agent.as_ref() == Some(&agent))
+        {
+            // Accepted already: the first accept answered UNAVAILABLE when
+            // its commit hold ran out (the store away), its answer still
+            // queued, and the client retries as told. Acknowledged once that
+            // answer is stored.
+            return Ok(self.writer.after_queued());
+        }
         let signing_out = matches!(command, Command::SignOut(_));
         let mut records = Vec::new();
         let result = self.apply(command, &mut records);
@@ -842,11 +852,20 @@ impl Router {
     /// Sends the waiting deliveries to the bridges once `commit` completes,
     /// so that no call is put through to an agent whose answer a crash could
     /// still lose; the returned commit completes after them.
+    /// While the store is down, routing goes on from memory: the call is put
+    /// through at once rather than leave the consumer waiting out the
+    /// outage (the agent's accept is still acknowledged only once stored).
     fn deliver_after(&mut self, commit: Commit) -> Commit {
         if self.deliveries.is_empty() {
             return commit;
         }
         let deliveries = std::mem::take(&mut self.deliveries);
+        if !self.writer.is_available() {
+            for delivery in deliveries {
+                self.to_bridges(delivery);
+            }
+            return commit;
+        }
         let bridges: Vec<_> = self.bridges.values().cloned().collect();
         let (done, after) = oneshot::channel();
         tokio::spawn(async move {

@@ -2,15 +2,109 @@
 
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use std::str::FromStr;
+use std::sync::Mutex;
 use std::time::Duration;
 
 /// A [`Store`](super::Store) on a PostgreSQL database.
 pub struct PgStore {
     /// Connections to the server.
     pool: PgPool,
+    /// The batch whose COMMIT went unanswered, until PostgreSQL says how it
+    /// ended.
+    unanswered: Mutex<Option<UnansweredCommit>>,
+}
+
+/// A batch whose COMMIT was sent but never answered, the connection broken:
+/// PostgreSQL may have committed it or not.
+struct UnansweredCommit {
+    /// The transaction's id (an `xid8`), to ask how it ended.
+    transaction: String,
+    /// The batch, to know the writer's retry of it.
+    records: Vec<Record>,
 }
 
 impl PgStore {
+    /// The current transaction's id, assigned now.
+    const TRANSACTION_ID: &str = "SELECT pg_current_xact_id()::text";
+
+    /// How a transaction ended: `committed`, `aborted`, `in progress`, or
+    /// NULL when too old to tell.
+    const TRANSACTION_STATUS: &str = "SELECT pg_xact_status($1::xid8)";
+
+    /// Commits a batch of records in one transaction
+    /// ([`Store::append`](super::Store::append)). When the connection breaks
+    /// with the COMMIT under way the batch may be stored, yet the answer is
+    /// UNAVAILABLE and the writer retries it: the retry first asks
+    /// PostgreSQL how that transaction ended, so that nothing is stored twice.
+    async fn append_batch(&self, records: &[Record]) -> crate::error::Result<()> {
+        if self.committed_unanswered(records).await? {
+            return Ok(());
+        }
+        let mut tx = self
+            .pool
+            .begin_with(Self::BEGIN_WRITE)
+            .await
+            .map_err(super::db_error)?;
+        let transaction: String = sqlx::query_scalar(Self::TRANSACTION_ID)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(super::db_error)?;
+        Self::write_batch(&mut tx, records).await?;
+        let committed = tx.commit().await.map_err(super::db_error);
+        if let Err(crate::error::Error::Unavailable(_)) = committed {
+            self.remember_unanswered(UnansweredCommit {
+                transaction,
+                records: records.to_vec(),
+            });
+        }
+        committed
+    }
+
+    /// True when `records` are the batch whose COMMIT went unanswered and
+    /// PostgreSQL committed it; UNAVAILABLE while that cannot be told yet.
+    async fn committed_unanswered(&self, records: &[Record]) -> crate::error::Result<bool> {
+        let Some(unanswered) = self.unanswered.lock().expect("not poisoned").take() else {
+            return Ok(false);
+        };
+        if unanswered.records != records {
+            // Not the writer's retry: it gave up on that batch (at shutdown).
+            return Ok(false);
+        }
+        let status: Option<String> = match sqlx::query_scalar(Self::TRANSACTION_STATUS)
+            .bind(&unanswered.transaction)
+            .fetch_one(&self.pool)
+            .await
+        {
+            Ok(status) => status,
+            Err(error) => {
+                self.remember_unanswered(unanswered);
+                return Err(super::db_error(error));
+            }
+        };
+        match status.as_deref() {
+            Some("committed") => {
+                tracing::info!(
+                    records = records.len(),
+                    "a commit that went unanswered went through; the batch is not written again"
+                );
+                Ok(true)
+            }
+            Some("in progress") => {
+                self.remember_unanswered(unanswered);
+                Err(crate::error::Error::Unavailable(
+                    "an earlier commit is still under way".into(),
+                ))
+            }
+            // Aborted, or too old to tell: written (again).
+            _ => Ok(false),
+        }
+    }
+
+    /// Keeps a batch whose outcome is not known, for its retry.
+    fn remember_unanswered(&self, unanswered: UnansweredCommit) {
+        *self.unanswered.lock().expect("not poisoned") = Some(unanswered);
+    }
+
     /// Starts a write transaction: read committed is enough: constraints and row locks guard every write.
     const BEGIN_WRITE: &str = "BEGIN";
 
@@ -88,7 +182,10 @@ impl PgStore {
                 tracing::error!(%error, "migrating the PostgreSQL database failed");
                 crate::error::Error::Internal
             })?;
-        Ok(Self { pool })
+        Ok(Self {
+            pool,
+            unanswered: Mutex::new(None),
+        })
     }
 }
 

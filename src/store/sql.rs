@@ -352,6 +352,26 @@ macro_rules! impl_sql_store {
         type Tx<'a> = sqlx::Transaction<'a, $db>;
 
         impl $store {
+            /// Writes a batch's rows inside the caller's transaction.
+            async fn write_batch(tx: &mut Tx<'_>, records: &[Record]) -> Result<()> {
+                let rows = BatchRows::new(records);
+                let statements = [
+                    (Self::INSERT_WORK_ITEMS, rows.created),
+                    (Self::INSERT_EVENTS, rows.events),
+                    (Self::UPDATE_WORK_ITEMS, rows.summaries),
+                    (Self::INSERT_AGENT_STATES, rows.agent_states),
+                ];
+                for (statement, rows) in statements {
+                    let Some(rows) = rows else { continue };
+                    sqlx::query(statement)
+                        .bind(rows)
+                        .execute(&mut **tx)
+                        .await
+                        .map_err(db_error)?;
+                }
+                Ok(())
+            }
+
             /// Appends an audit row inside the caller's transaction.
             async fn audit(
                 tx: &mut Tx<'_>,
@@ -1124,23 +1144,7 @@ macro_rules! impl_sql_store {
             }
 
             async fn append(&self, records: &[Record]) -> Result<()> {
-                let rows = BatchRows::new(records);
-                let mut tx = self.pool.begin_with(Self::BEGIN_WRITE).await.map_err(db_error)?;
-                let statements = [
-                    (Self::INSERT_WORK_ITEMS, rows.created),
-                    (Self::INSERT_EVENTS, rows.events),
-                    (Self::UPDATE_WORK_ITEMS, rows.summaries),
-                    (Self::INSERT_AGENT_STATES, rows.agent_states),
-                ];
-                for (statement, rows) in statements {
-                    let Some(rows) = rows else { continue };
-                    sqlx::query(statement)
-                        .bind(rows)
-                        .execute(&mut *tx)
-                        .await
-                        .map_err(db_error)?;
-                }
-                tx.commit().await.map_err(db_error)
+                self.append_batch(records).await
             }
 
             async fn find_work_items(&self, interactions: &[InteractionId]) -> Result<Vec<StoredWorkItem>> {

@@ -1,5 +1,6 @@
 //! The SQLite back-end: the embedded default, one file, nothing to install.
 
+use sqlx::Connection;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
@@ -44,6 +45,17 @@ impl SqliteStore {
                 return tx.commit().await.map_err(super::db_error);
             }
         }
+    }
+
+    /// Commits a batch of records in one transaction ([`Store::append`](super::Store::append)).
+    async fn append_batch(&self, records: &[Record]) -> crate::error::Result<()> {
+        let mut tx = self
+            .pool
+            .begin_with(Self::BEGIN_WRITE)
+            .await
+            .map_err(super::db_error)?;
+        Self::write_batch(&mut tx, records).await?;
+        tx.commit().await.map_err(super::db_error)
     }
 
     /// Starts a write transaction: takes the write lock at once, so a transaction that reads before it writes never fails to upgrade its lock.
@@ -108,6 +120,14 @@ impl SqliteStore {
             .busy_timeout(Duration::from_secs(5));
         let pool = SqlitePoolOptions::new()
             .max_connections(4)
+            // On a full disk or an I/O error SQLite may abort a transaction
+            // itself; sqlx's ROLLBACK then fails and it goes on counting the
+            // connection as inside a transaction, so that every later BEGIN
+            // on it fails, for good. Such a connection is closed, not reused:
+            // writes resume on a fresh one once the disk takes them again.
+            .before_acquire(|connection, _| {
+                Box::pin(async move { Ok(!connection.is_in_transaction()) })
+            })
             .connect_with(options)
             .await
             .map_err(super::db_error)?;

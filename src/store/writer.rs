@@ -117,6 +117,14 @@ impl Writer {
         committed
     }
 
+    /// Completes once every record queued before this call has been through
+    /// the writer: the answer to a request that repeats an earlier one and
+    /// changes nothing, which must not be acknowledged before what the
+    /// earlier one changed is stored.
+    pub fn after_queued(&self) -> oneshot::Receiver<Result<()>> {
+        self.write(Vec::new())
+    }
+
     /// Queues records nobody waits for (routing events).
     pub fn write_detached(&self, records: Vec<Record>) {
         if !records.is_empty() {
@@ -374,6 +382,28 @@ mod tests {
         drop(writer);
         task.await
             .expect("the writer ends once its handles are gone");
+    }
+
+    #[tokio::test]
+    async fn after_queued_completes_once_what_was_queued_before_is_stored() {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let store = sqlite_store(&dir).await;
+        let (writer, task) = Writer::spawn(
+            store.clone(),
+            WriterConfig::default(),
+            Arc::new(Batches::default()),
+        );
+        writer.write_detached(vec![created(1)]);
+        writer
+            .after_queued()
+            .await
+            .expect("the writer answers")
+            .expect("nothing is refused");
+        // Read before anything else runs on this single-threaded runtime.
+        assert_eq!(writer.pending(), 0, "the record queued before is committed");
+        assert_eq!(store.open_work_items().await.unwrap().len(), 1);
+        drop(writer);
+        task.await.unwrap();
     }
 
     #[tokio::test]

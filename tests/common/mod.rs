@@ -39,6 +39,17 @@ pub fn sqlite() -> Backend {
     }
 }
 
+/// A SQLite file in `dir`, which the caller keeps alive (a mounted file
+/// system, for instance).
+pub fn sqlite_in(dir: &std::path::Path) -> Backend {
+    let url = format!("sqlite://{}", dir.join("switchboard.db").display());
+    Backend {
+        name: "sqlite",
+        url,
+        _dir: None,
+    }
+}
+
 /// Notes that a test is skipped because `missing`; in CI (`CI` set), where
 /// nothing is ever skipped, fails instead.
 pub fn skipped_outside_ci(missing: &str, consequence: &str) {

@@ -292,6 +292,13 @@ impl BridgeClient {
 
     /// Sends a lifecycle report and returns its ack.
     pub async fn report(&mut self, kind: pb::bridge_message::Kind) -> pb::Ack {
+        let id = self.send_report(kind);
+        self.ack(id).await
+    }
+
+    /// Sends a lifecycle report without waiting for its ack; returns its
+    /// request id, for [`BridgeClient::ack`].
+    pub fn send_report(&mut self, kind: pb::bridge_message::Kind) -> u64 {
         self.next_request += 1;
         let id = self.next_request;
         self.outbound
@@ -300,10 +307,11 @@ impl BridgeClient {
                 kind: Some(kind),
             })
             .expect("the request stream is open");
-        self.ack(id).await
+        id
     }
 
-    async fn ack(&mut self, id: u64) -> pb::Ack {
+    /// The ack of request `id`.
+    pub async fn ack(&mut self, id: u64) -> pb::Ack {
         let message = self
             .inbox
             .wait_for(
