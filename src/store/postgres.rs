@@ -134,7 +134,8 @@ impl PgStore {
         completed_at = COALESCE((u.e ->> 8)::bigint, w.completed_at), \
         outcome = COALESCE(u.e ->> 9, w.outcome), \
         enqueued_at = COALESCE((u.e ->> 10)::bigint, w.enqueued_at) \
-        FROM jsonb_array_elements($1::jsonb) AS u (e) WHERE w.id = u.e ->> 0";
+        FROM jsonb_array_elements($1::jsonb) AS u (e) WHERE w.id = u.e ->> 0 \
+        AND w.id = ANY(ARRAY(SELECT k.e ->> 0 FROM jsonb_array_elements($1::jsonb) AS k (e)))";
 
     /// Inserts a batch's agent state changes, from `BatchRows::agent_states`.
     const INSERT_AGENT_STATES: &str = "INSERT INTO agent_state_history \
@@ -146,8 +147,8 @@ impl PgStore {
     const SELECT_WORK_ITEMS_BY_INTERACTIONS: &str = concat!(
         "SELECT ",
         super::sql::work_item_columns!(),
-        " FROM work_items WHERE segment = 0 AND interaction_id IN \
-         (SELECT jsonb_array_elements_text($1::jsonb))"
+        " FROM work_items WHERE segment = 0 AND interaction_id = \
+         ANY(ARRAY(SELECT jsonb_array_elements_text($1::jsonb)))"
     );
 
     /// Hands every open work item to `each` as its row arrives.
