@@ -11,6 +11,10 @@
 //! else for is still waiting, answered items no one ended are still open,
 //! and the waiting items stand in line in the order they were acknowledged.
 //!
+//! On PostgreSQL a restart also waits for a batch the killed server left
+//! committing, so that it never rebuilds routing from a state the database
+//! then moves past.
+//!
 //! `SWITCHBOARD_SEED` replays the kill moments of a run.
 
 mod common;
@@ -783,4 +787,47 @@ async fn sigkill_under_traffic_loses_no_acknowledged_work() {
         eprintln!("after the last kill on {}: {waiting} waiting", backend.name);
         server.kill().await;
     }
+}
+
+/// A server killed while PostgreSQL commits its last batch leaves the
+/// database to finish that commit; a restart must wait for it before it
+/// reads the open work items. The test plays the dead server's batch: a
+/// transaction holding the schema's batch lock, as every batch does.
+#[tokio::test]
+async fn a_restart_waits_for_a_commit_the_killed_server_left_under_way() {
+    use sqlx::Connection;
+    let Some(backend) = common::postgres().await else {
+        return;
+    };
+    let centre = Centre::start(&backend, common::centre::support_queue(), Vec::new()).await;
+    centre.server.stop().await;
+    let mut dead_servers_batch = sqlx::PgConnection::connect(&backend.url)
+        .await
+        .expect("the test reaches the database");
+    sqlx::query("BEGIN")
+        .execute(&mut dead_servers_batch)
+        .await
+        .expect("a transaction begins");
+    sqlx::query("SELECT pg_advisory_xact_lock_shared(hashtext(current_schema()))")
+        .execute(&mut dead_servers_batch)
+        .await
+        .expect("the batch lock is taken, shared");
+
+    let url = backend.url.clone();
+    let restart = tokio::spawn(async move { switchboard::store::connect(&url).await });
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(
+        !restart.is_finished(),
+        "the store opened while an earlier batch was still committing"
+    );
+    sqlx::query("COMMIT")
+        .execute(&mut dead_servers_batch)
+        .await
+        .expect("the batch commits");
+    let store = tokio::time::timeout(Duration::from_secs(30), restart)
+        .await
+        .expect("the store opens once the batch is over")
+        .expect("the task ran")
+        .expect("the store opens");
+    store.close().await;
 }

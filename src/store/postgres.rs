@@ -24,8 +24,16 @@ struct UnansweredCommit {
 }
 
 impl PgStore {
-    /// The current transaction's id, assigned now.
-    const TRANSACTION_ID: &str = "SELECT pg_current_xact_id()::text";
+    /// The current transaction's id, assigned now, for a retry to ask how
+    /// it ended; the transaction also holds the schema's batch lock, shared,
+    /// until it ends, which a starting server waits out (`settle`).
+    const TRANSACTION_ID: &str = "SELECT pg_current_xact_id()::text FROM \
+        (SELECT pg_advisory_xact_lock_shared(hashtext(current_schema()))) AS held";
+
+    /// Takes and gives back the schema's batch lock, exclusively: returns
+    /// once no batch that began before is still under way.
+    const SETTLE: &str = "SELECT pg_advisory_lock(hashtext(current_schema())), \
+        pg_advisory_unlock(hashtext(current_schema()))";
 
     /// How a transaction ended: `committed`, `aborted`, `in progress`, or
     /// NULL when too old to tell.
@@ -183,10 +191,23 @@ impl PgStore {
                 tracing::error!(%error, "migrating the PostgreSQL database failed");
                 crate::error::Error::Internal
             })?;
+        Self::settle(&pool).await?;
         Ok(Self {
             pool,
             unanswered: Mutex::new(None),
         })
+    }
+
+    /// Waits until no batch of an earlier server is still committing here.
+    /// A server killed with a COMMIT under way leaves PostgreSQL to finish
+    /// it; a restart that read its open work items before that would
+    /// rebuild routing from a state the database then moves past.
+    async fn settle(pool: &PgPool) -> crate::error::Result<()> {
+        sqlx::query(Self::SETTLE)
+            .execute(pool)
+            .await
+            .map_err(super::db_error)?;
+        Ok(())
     }
 }
 
