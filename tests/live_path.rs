@@ -286,6 +286,28 @@ async fn a_call_that_has_ended_takes_no_second_end_nor_a_late_connect() {
         assert_eq!(bridge.report(ended).await.code, 0);
         alice.state(pb::RoutingState::WrapUp).await;
         alice.state(pb::RoutingState::Ready).await;
+
+        // A caller hangs up while offered; the bridge, missing the ack,
+        // reports it again, then the end: both repeat what already ended
+        // the item. A connected report for it is refused.
+        let third = bridge.submit("call-3", VOICE, SUPPORT).await;
+        alice.offer().await;
+        for attempt in ["first", "repeated"] {
+            let hung_up = Report::ConsumerHungUp(pb::ConsumerHungUp {
+                work_item_id: third.work_item_id.clone(),
+            });
+            let ack = bridge.report(hung_up).await;
+            assert_eq!(ack.code, 0, "the {attempt} hang-up: {ack:?}");
+        }
+        let ended = Report::Ended(pb::InteractionEnded {
+            work_item_id: third.work_item_id.clone(),
+        });
+        assert_eq!(bridge.report(ended).await.code, 0);
+        let late = Report::Connected(pb::InteractionConnected {
+            work_item_id: third.work_item_id.clone(),
+        });
+        let ack = bridge.report(late).await;
+        assert_eq!(ack.code, Code::FailedPrecondition as i32, "{ack:?}");
         centre.server.stop().await;
 
         let lifecycles = common::check_lifecycles(&backend).await;
@@ -301,6 +323,7 @@ async fn a_call_that_has_ended_takes_no_second_end_nor_a_late_connect() {
                     K::Completed
                 ],
                 vec![K::Queued, K::Offered, K::Answered, K::Ended, K::Completed],
+                vec![K::Queued, K::Offered, K::OfferRescinded, K::Abandoned],
             ],
             "on {}",
             backend.name

@@ -92,8 +92,11 @@ pub(super) struct Router {
     items: HashMap<WorkItemId, Details>,
     /// Open interactions: the bridge's id → the current segment.
     interactions: HashMap<InteractionId, WorkItemId>,
-    /// Finished interactions, oldest first, with their first segment and queue.
-    closed: VecDeque<InteractionId>,
+    /// Finished work items, oldest first, with their interactions.
+    closed: VecDeque<(WorkItemId, InteractionId)>,
+    /// The finished work items in `closed`, for repeated reports about them.
+    closed_ids: std::collections::HashSet<WorkItemId>,
+    /// Finished interactions in `closed`, with their first segment and queue.
     closed_items: HashMap<InteractionId, (WorkItemId, QueueId)>,
     /// Agents' sessions.
     agent_sessions: HashMap<AgentId, AgentSession>,
@@ -135,6 +138,7 @@ impl Router {
             items: HashMap::new(),
             interactions: HashMap::new(),
             closed: VecDeque::new(),
+            closed_ids: std::collections::HashSet::new(),
             closed_items: HashMap::new(),
             agent_sessions: HashMap::new(),
             bridges: HashMap::new(),
@@ -478,6 +482,9 @@ impl Router {
     }
 
     fn report(&mut self, report: BridgeReport) -> Result<Commit> {
+        if let Some(answer) = self.report_on_closed(&report) {
+            return answer;
+        }
         let mut records = Vec::new();
         match report {
             BridgeReport::Connected(item) => {
@@ -521,6 +528,28 @@ impl Router {
             BridgeReport::Transfer { item, queue } => self.transfer(item, queue, &mut records)?,
         }
         Ok(self.writer.write(records))
+    }
+
+    /// The answer to a report about an item finished a short while ago: an
+    /// end or a hang-up repeats what finished it (a retry after a lost ack)
+    /// and is acknowledged once that is stored; anything else is refused.
+    /// `None` for an item not recently finished.
+    fn report_on_closed(&self, report: &BridgeReport) -> Option<Result<Commit>> {
+        let item = match report {
+            BridgeReport::Connected(item)
+            | BridgeReport::HungUp(item)
+            | BridgeReport::Ended(item)
+            | BridgeReport::Transfer { item, .. } => *item,
+        };
+        if self.items.contains_key(&item) || !self.closed_ids.contains(&item) {
+            return None;
+        }
+        Some(match report {
+            BridgeReport::HungUp(_) | BridgeReport::Ended(_) => Ok(self.writer.after_queued()),
+            BridgeReport::Connected(_) | BridgeReport::Transfer { .. } => Err(
+                Error::FailedPrecondition(format!("work item {item} has ended")),
+            ),
+        })
     }
 
     fn require_open(&self, item: WorkItemId) -> Result<&Details> {
@@ -1039,25 +1068,34 @@ impl Router {
             .map_or_else(|| QueueId::new(""), |details| details.queue.clone())
     }
 
-    /// Forgets a finished item; its interaction is remembered a while for idempotency.
+    /// Forgets a finished item; it and its interaction are remembered a
+    /// while, so that a repeated submission or report is answered alike.
     fn close(&mut self, item: WorkItemId) {
         let Some(details) = self.items.remove(&item) else {
             return;
         };
         let interaction = details.record.interaction_id;
+        self.closed_ids.insert(item);
+        self.closed.push_back((item, interaction.clone()));
+        if self.closed.len() > RECENTLY_CLOSED
+            && let Some((oldest, its_interaction)) = self.closed.pop_front()
+        {
+            self.closed_ids.remove(&oldest);
+            if self
+                .closed_items
+                .get(&its_interaction)
+                .is_some_and(|(first, _)| *first == oldest)
+            {
+                self.closed_items.remove(&its_interaction);
+            }
+        }
         if self.interactions.get(&interaction) != Some(&item) {
             return;
         }
         self.interactions.remove(&interaction);
         if details.record.segment == 0 {
             self.closed_items
-                .insert(interaction.clone(), (item, details.record.queue));
-            self.closed.push_back(interaction);
-            if self.closed.len() > RECENTLY_CLOSED
-                && let Some(oldest) = self.closed.pop_front()
-            {
-                self.closed_items.remove(&oldest);
-            }
+                .insert(interaction, (item, details.record.queue));
         }
     }
 
