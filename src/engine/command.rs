@@ -45,6 +45,10 @@ pub enum Command {
     RemoveAgent(AgentId),
     /// A new work item joins a queue.
     Submit(NewWorkItem),
+    /// Recovery puts back an item that was waiting before a restart: into
+    /// its line with its original times, past the queue's limits, which
+    /// admitted it when it arrived.
+    Requeue(NewWorkItem),
     /// Recovery puts back an item accepted before a restart: connected to
     /// its agent (signed out by the restart) until the bridge ends it.
     Restore {

@@ -127,6 +127,26 @@ impl Engine {
         Ok(())
     }
 
+    /// Puts back an item that was waiting before a restart, straight into
+    /// its line: its queue's limits admitted it when it arrived, and at a
+    /// restart every agent is signed out, so `when_no_agents` would turn
+    /// every waiting caller away. An item whose queue is gone still goes
+    /// through admission, which disposes of it.
+    pub(super) fn requeue(
+        &mut self,
+        new: NewWorkItem,
+        now: Timestamp,
+        out: &mut Vec<Effect>,
+    ) -> Result<()> {
+        let item = self.new_item(new)?;
+        if self.queues[item.queue.get()].config.is_some() {
+            self.join_line(item, now, out);
+        } else {
+            self.admit(item, 0, now, out);
+        }
+        Ok(())
+    }
+
     /// Puts back an item its agent had accepted before a restart: connected
     /// to the agent, who was signed out by the restart, and holding their
     /// capacity on its channel until the bridge ends it, so that the agent

@@ -219,6 +219,7 @@ impl Engine {
             Command::UpsertAgent(agent) => self.upsert_agent(agent, now, out),
             Command::RemoveAgent(id) => self.remove_agent(&id, now, out),
             Command::Submit(item) => self.submit(item, now, out),
+            Command::Requeue(item) => self.requeue(item, now, out),
             Command::Restore { item, agent, since } => self.restore(item, &agent, since, now, out),
             Command::Abandon(id) => self.abandon(&id, now, out),
             Command::Accept { item, agent } => self.accept(&item, &agent, now, out),

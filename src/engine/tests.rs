@@ -1038,6 +1038,39 @@ fn a_duration_on_the_last_step_is_ignored() {
 }
 
 #[test]
+fn a_requeued_item_waits_where_a_new_one_would_be_turned_away() {
+    let mut staffed = Queue::new("staffed".into());
+    staffed.limits.when_no_agents = Some(Disposition::Callback);
+    staffed.limits.max_waiting = Some(1);
+    let mut bench = Bench::new(vec![staffed]);
+    let effects = bench.submit(new_item(1, "staffed", Channel::Voice, 0, 0), 10);
+    assert!(
+        matches!(
+            effects[0],
+            Effect::Disposed {
+                reason: LimitReason::NoAgents,
+                ..
+            }
+        ),
+        "a new caller with nobody to take them is offered a callback: {effects:?}"
+    );
+    // After a restart every agent is signed out; the callers who were
+    // waiting keep their places all the same, however many there are.
+    for n in 2..=3 {
+        let effects = bench.apply(
+            Command::Requeue(new_item(n, "staffed", Channel::Voice, 0, 0)),
+            20,
+        );
+        assert!(
+            matches!(effects[0], Effect::Queued { .. }),
+            "waiting caller {n} is back in line: {effects:?}"
+        );
+    }
+    let view = bench.engine.item(&item_id(3)).expect("caller 3 is held");
+    assert!(matches!(view.status, ItemStatus::Waiting { .. }));
+}
+
+#[test]
 fn a_restored_call_holds_its_agents_capacity_until_it_ends() {
     let mut queue = Queue::new("sales".into());
     queue.wrap_up_secs = 30;

@@ -665,7 +665,7 @@ impl Router {
         let now = self.clock.now();
         let applied = self
             .engine
-            .apply_into(Command::Submit(new), now, &mut self.effects);
+            .apply_into(Command::Requeue(new), now, &mut self.effects);
         let mut produced = Vec::new();
         self.dispatch(now, &mut produced);
         // The item is back in the line it is stored in: its "queued" event is
