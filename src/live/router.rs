@@ -1032,11 +1032,7 @@ impl Router {
     /// next session to open when none is: a consumer told nothing would be
     /// left waiting in a line they are no longer in.
     fn instruct_bridges(&mut self, instruction: BridgeNotice) {
-        let mut sent = false;
-        for bridge in self.bridges.values() {
-            sent |= bridge.send(instruction.clone()).is_ok();
-        }
-        if sent {
+        if self.to_bridges(instruction.clone()) {
             return;
         }
         if self.unsent.len() == UNSENT_INSTRUCTIONS {
@@ -1049,10 +1045,13 @@ impl Router {
         self.unsent.push_back(instruction);
     }
 
-    fn to_bridges(&self, notice: BridgeNotice) {
+    /// Sends a notice to every bridge session; false when none took it.
+    fn to_bridges(&self, notice: BridgeNotice) -> bool {
+        let mut sent = false;
         for bridge in self.bridges.values() {
-            let _ = bridge.send(notice.clone());
+            sent |= bridge.send(notice.clone()).is_ok();
         }
+        sent
     }
 
     fn to_agent(&self, agent: &AgentId, notice: AgentNotice) {

@@ -384,15 +384,20 @@ mod tests {
             .expect("the writer ends once its handles are gone");
     }
 
+    /// A writer with the default settings over `store`, and its task.
+    fn default_writer(store: &Arc<dyn Store>) -> (Writer, tokio::task::JoinHandle<()>) {
+        Writer::spawn(
+            store.clone(),
+            WriterConfig::default(),
+            Arc::new(Batches::default()),
+        )
+    }
+
     #[tokio::test]
     async fn after_queued_completes_once_what_was_queued_before_is_stored() {
         let dir = tempfile::tempdir().expect("a temporary directory");
         let store = sqlite_store(&dir).await;
-        let (writer, task) = Writer::spawn(
-            store.clone(),
-            WriterConfig::default(),
-            Arc::new(Batches::default()),
-        );
+        let (writer, task) = default_writer(&store);
         writer.write_detached(vec![created(1)]);
         writer
             .after_queued()
@@ -410,11 +415,7 @@ mod tests {
     async fn a_refused_request_fails_alone() {
         let dir = tempfile::tempdir().expect("a temporary directory");
         let store = sqlite_store(&dir).await;
-        let (writer, task) = Writer::spawn(
-            store.clone(),
-            WriterConfig::default(),
-            Arc::new(Batches::default()),
-        );
+        let (writer, task) = default_writer(&store);
         let duplicate = created(1);
         let first = writer.write(vec![duplicate.clone()]);
         let again = writer.write(vec![duplicate]);
