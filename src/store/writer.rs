@@ -223,6 +223,14 @@ impl WriterTask {
                     let _ = done.send(Ok(()));
                 }
             }
+            Err(error @ Error::Unavailable(_)) => {
+                // Given up at shutdown. Not split: the batch may have been
+                // committed unanswered, and a part written again would be
+                // stored twice.
+                for done in waiters.into_iter().flatten() {
+                    let _ = done.send(Err(error.clone()));
+                }
+            }
             Err(error) => {
                 tracing::warn!(%error, records = count, "batch refused; committing its requests one by one");
                 for (range, done) in bounds.into_iter().zip(waiters) {
