@@ -42,6 +42,9 @@ struct Details {
     agent: Option<AgentId>,
     /// True once delivered to an agent (answered), until connected.
     delivered: bool,
+    /// True once the bridges were told to put the call through: when the
+    /// answer was committed, or at once while the store was down.
+    put_through: bool,
     /// True once the bridge reported it connected.
     connected: bool,
     /// True once the conversation ended and the agent is wrapping up.
@@ -59,11 +62,23 @@ impl Details {
             queue,
             agent: None,
             delivered: false,
+            put_through: false,
             connected: false,
             wrap_up_since: None,
             last_position: None,
         }
     }
+}
+
+/// Answers whose commit completed, and the agent's acknowledgement that
+/// waits for their calls to be put through.
+struct CommittedAnswers {
+    /// The items answered.
+    items: Vec<WorkItemId>,
+    /// How the commit ended.
+    result: Result<()>,
+    /// Completes the agent's command.
+    done: oneshot::Sender<Result<()>>,
 }
 
 /// An agent's open session.
@@ -96,15 +111,21 @@ pub(super) struct Router {
     closed: VecDeque<(WorkItemId, InteractionId)>,
     /// The finished work items in `closed`, for repeated reports about them.
     closed_ids: std::collections::HashSet<WorkItemId>,
-    /// Finished interactions in `closed`, with their first segment and queue.
+    /// Finished interactions in `closed`, with their last segment and its
+    /// queue, for a repeated submission or end.
     closed_items: HashMap<InteractionId, (WorkItemId, QueueId)>,
     /// Agents' sessions.
     agent_sessions: HashMap<AgentId, AgentSession>,
     /// Bridge sessions.
     bridges: HashMap<u64, mpsc::UnboundedSender<BridgeNotice>>,
-    /// Deliveries of items just answered, sent to the bridges once the
-    /// answer is committed (`deliver_after`).
-    deliveries: Vec<BridgeNotice>,
+    /// Items just answered, whose delivery waits for the answer's commit
+    /// (`deliver_after`).
+    just_answered: Vec<WorkItemId>,
+    /// Answers committed, their deliveries due (`put_through`), and who waits.
+    committed: (
+        mpsc::UnboundedSender<CommittedAnswers>,
+        mpsc::UnboundedReceiver<CommittedAnswers>,
+    ),
     /// Instructions (overflows, disconnects) given while no bridge session
     /// was open, sent to the next one that opens.
     unsent: VecDeque<BridgeNotice>,
@@ -142,7 +163,8 @@ impl Router {
             closed_items: HashMap::new(),
             agent_sessions: HashMap::new(),
             bridges: HashMap::new(),
-            deliveries: Vec::new(),
+            just_answered: Vec::new(),
+            committed: mpsc::unbounded_channel(),
             unsent: VecDeque::new(),
             last_session: 0,
             effects: Vec::new(),
@@ -185,6 +207,8 @@ impl Router {
         positions.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut publish = tokio::time::interval(self.config.stats_interval);
         publish.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut availability = self.writer.availability();
+        let mut writer_running = true;
         loop {
             let deadline = self.engine.next_deadline().map(|at| self.clock.instant(at));
             tokio::select! {
@@ -206,6 +230,16 @@ impl Router {
                 }
                 _ = publish.tick() => {
                     self.board.publish(&self.engine, self.clock.now(), false);
+                }
+                Some(answers) = self.committed.1.recv() => {
+                    self.put_through(&answers.items);
+                    let _ = answers.done.send(answers.result);
+                }
+                changed = availability.changed(), if writer_running => {
+                    writer_running = changed.is_ok();
+                    if !*availability.borrow_and_update() {
+                        self.put_through_held();
+                    }
                 }
             }
         }
@@ -648,6 +682,7 @@ impl Router {
                 let mut details = Details::waiting(stored.item, queue);
                 details.agent = stored.agent;
                 details.delivered = true;
+                details.put_through = true;
                 details.connected = connected;
                 self.items.insert(item, details);
             }
@@ -681,10 +716,14 @@ impl Router {
     }
 
     fn end_interaction(&mut self, interaction: &InteractionId) -> Result<(WorkItemId, Commit)> {
-        let item = *self
-            .interactions
-            .get(interaction)
-            .ok_or_else(|| Error::not_found("open interaction", interaction))?;
+        let Some(item) = self.interactions.get(interaction).copied() else {
+            // Ended already: the bridge retries, the first answer lost or
+            // UNAVAILABLE. Answered once what the first changed is stored.
+            return match self.closed_items.get(interaction) {
+                Some((item, _)) => Ok((*item, self.writer.after_queued())),
+                None => Err(Error::not_found("open interaction", interaction)),
+            };
+        };
         let mut records = Vec::new();
         self.finish(item, &mut records)?;
         Ok((item, self.writer.write(records)))
@@ -761,7 +800,7 @@ impl Router {
         let session = self.last_session;
         let (notices, receiver) = mpsc::unbounded_channel();
         for (id, details) in &self.items {
-            if details.delivered
+            if details.put_through
                 && !details.connected
                 && let Some(notice) = self.delivery(*id, details)
             {
@@ -878,42 +917,72 @@ impl Router {
         result.map(|()| commit)
     }
 
-    /// Sends the waiting deliveries to the bridges once `commit` completes,
-    /// so that no call is put through to an agent whose answer a crash could
-    /// still lose; the returned commit completes after them.
-    /// While the store is down, routing goes on from memory: the call is put
-    /// through at once rather than leave the consumer waiting out the
-    /// outage (the agent's accept is still acknowledged only once stored).
+    /// Puts the calls just answered through once `commit` completes, so
+    /// that no call is put through to an agent whose answer a crash could
+    /// still lose; the returned commit completes after the deliveries are
+    /// sent. While the store is down, routing goes on from memory: the call
+    /// is put through at once rather than leave the consumer waiting out
+    /// the outage (the agent's accept is still acknowledged only once
+    /// stored), and so are the calls already held when the store goes down.
     fn deliver_after(&mut self, commit: Commit) -> Commit {
-        if self.deliveries.is_empty() {
+        if self.just_answered.is_empty() {
             return commit;
         }
-        let deliveries = std::mem::take(&mut self.deliveries);
+        let items = std::mem::take(&mut self.just_answered);
         if !self.writer.is_available() {
-            for delivery in deliveries {
-                self.to_bridges(delivery);
-            }
+            self.put_through(&items);
             return commit;
         }
-        let bridges: Vec<_> = self.bridges.values().cloned().collect();
+        let committed = self.committed.0.clone();
         let (done, after) = oneshot::channel();
         tokio::spawn(async move {
-            let Ok(result) = commit.await else {
-                // The writer stopped: the server is going down, and a bridge
-                // reconnecting later has the delivery replayed.
-                return;
-            };
-            // Sent whatever the result: the writer retries an unavailable
-            // store without end, so an error here is a record refused for
-            // good, and holding the call back would strand the consumer.
-            for delivery in deliveries {
-                for bridge in &bridges {
-                    let _ = bridge.send(delivery.clone());
-                }
+            // An error is a record refused for good (the writer retries an
+            // unavailable store without end): the call is put through all
+            // the same, since holding it back would strand the consumer.
+            // A closed writer is the server going down: a bridge
+            // reconnecting later has the delivery replayed.
+            if let Ok(result) = commit.await {
+                let _ = committed.send(CommittedAnswers {
+                    items,
+                    result,
+                    done,
+                });
             }
-            let _ = done.send(result);
         });
         after
+    }
+
+    /// Tells the bridges to put the calls of `items` through, once each:
+    /// not if the call has since ended or been put through already.
+    fn put_through(&mut self, items: &[WorkItemId]) {
+        for item in items {
+            let Some(details) = self.items.get_mut(item) else {
+                continue;
+            };
+            if !details.delivered
+                || details.put_through
+                || details.connected
+                || details.wrap_up_since.is_some()
+            {
+                continue;
+            }
+            details.put_through = true;
+            if let Some(delivery) = self.delivery(*item, &self.items[item]) {
+                self.to_bridges(delivery);
+            }
+        }
+    }
+
+    /// The store went down: the calls whose answers wait for a commit are
+    /// put through now.
+    fn put_through_held(&mut self) {
+        let held: Vec<WorkItemId> = self
+            .items
+            .iter()
+            .filter(|(_, details)| details.delivered && !details.put_through)
+            .map(|(id, _)| *id)
+            .collect();
+        self.put_through(&held);
     }
 
     fn session_ended(&mut self, agent: &AgentId, session: u64) {
@@ -1083,7 +1152,7 @@ impl Router {
             if self
                 .closed_items
                 .get(&its_interaction)
-                .is_some_and(|(first, _)| *first == oldest)
+                .is_some_and(|(last, _)| *last == oldest)
             {
                 self.closed_items.remove(&its_interaction);
             }
@@ -1092,10 +1161,7 @@ impl Router {
             return;
         }
         self.interactions.remove(&interaction);
-        if details.record.segment == 0 {
-            self.closed_items
-                .insert(interaction, (item, details.record.queue));
-        }
+        self.closed_items.insert(interaction, (item, details.queue));
     }
 
     /// Turns the buffered effects into records and notices.
@@ -1199,11 +1265,7 @@ impl Router {
                     details.agent = Some(agent.clone());
                     details.delivered = true;
                 }
-                let delivery = self
-                    .items
-                    .get(item)
-                    .and_then(|details| self.delivery(*item, details));
-                self.deliveries.extend(delivery);
+                self.just_answered.push(*item);
             }
             Effect::Abandoned {
                 item,
