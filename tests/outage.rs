@@ -29,7 +29,7 @@ mod common;
 use common::Backend;
 use common::centre::{Centre, SUPPORT, agent, support_queue};
 use common::sessions::{
-    AgentClient, AgentKind2, BridgeClient, Instruction, Report, interaction_request,
+    AgentClient, AgentKind, AgentKind2, BridgeClient, Instruction, Report, interaction_request,
 };
 use std::collections::HashMap;
 use std::io::Write;
@@ -978,20 +978,47 @@ async fn a_full_disk_under_sqlite_under_traffic_loses_nothing() {
     outage_under_traffic(&backend, &backend.url, &mut full, Duration::from_secs(8)).await;
 }
 
+/// A server on a SQLite file it cannot write, which holds one waiting call
+/// (`call-1`, stored before), and a bridge session to it.
+struct ReadOnly {
+    /// The server.
+    server: common::TestServer,
+    /// The bridge's session.
+    bridge: BridgeClient,
+    /// The stored call.
+    stored: pb::SubmitInteractionResponse,
+}
+
+impl ReadOnly {
+    /// Stores `call-1` through a server that can write, stops it, and
+    /// starts one on the same file opened read-only (as a full or
+    /// read-only disk would leave it; root ignores file modes, so the test
+    /// asks SQLite itself).
+    async fn start() -> Self {
+        let backend = common::sqlite();
+        let centre = Centre::start(&backend, support_queue(), vec![agent("alice", 3)]).await;
+        let mut bridge = centre.bridge().await;
+        let stored = bridge.submit("call-1", VOICE, SUPPORT).await;
+        drop(bridge);
+        centre.server.stop().await;
+        let read_only = ServeConfig::ephemeral(format!("{}?mode=ro", backend.url));
+        let server = common::TestServer::start_with(read_only).await;
+        let bridge = BridgeClient::open(server.channel().await).await;
+        Self {
+            server,
+            bridge,
+            stored,
+        }
+    }
+}
+
 #[tokio::test]
 async fn a_read_only_sqlite_file_refuses_new_work_and_says_not_serving() {
-    let backend = common::sqlite();
-    let centre = Centre::start(&backend, support_queue(), vec![agent("alice", 3)]).await;
-    let mut bridge = centre.bridge().await;
-    let stored = bridge.submit("call-1", VOICE, SUPPORT).await;
-    drop(bridge);
-    centre.server.stop().await;
-
-    // The same file, opened read-only (as a full or read-only disk would
-    // leave it; root ignores file modes, so the test asks SQLite itself).
-    let read_only = ServeConfig::ephemeral(format!("{}?mode=ro", backend.url));
-    let server = common::TestServer::start_with(read_only).await;
-    let mut bridge = BridgeClient::open(server.channel().await).await;
+    let ReadOnly {
+        server,
+        mut bridge,
+        stored,
+    } = ReadOnly::start().await;
     // Reads still work, so the first write finds out: that submission is
     // held for the commit hold (5 s), then refused, never acknowledged.
     submit_refused(&mut bridge, "call-2").await;
@@ -1012,6 +1039,44 @@ async fn a_read_only_sqlite_file_refuses_new_work_and_says_not_serving() {
         open[0].work_item_id, stored.work_item_id,
         "the stored caller still waits"
     );
+    drop(bridge);
+    server.stop().await;
+}
+
+/// An agent's session goes on while their accept waits for a store that
+/// cannot take it: the call is put through at once, and when the caller
+/// then hangs up the agent hears of it at once, before the accept is
+/// answered (UNAVAILABLE, once its commit hold runs out).
+#[tokio::test]
+async fn an_agent_session_goes_on_while_an_accept_waits_for_the_store() {
+    let ReadOnly {
+        server,
+        mut bridge,
+        stored: call,
+    } = ReadOnly::start().await;
+    let mut alice = AgentClient::sign_in(server.channel().await, "alice", true).await;
+    let offer = alice.offer().await;
+    assert_eq!(offer.work_item_id, call.work_item_id);
+    let accept = alice.send(AgentKind2::Accept(pb::AcceptOffer {
+        work_item_id: offer.work_item_id.clone(),
+    }));
+    bridge.delivery(&call.work_item_id).await;
+    bridge.send_report(Report::ConsumerHungUp(pb::ConsumerHungUp {
+        work_item_id: call.work_item_id.clone(),
+    }));
+    let first = alice
+        .event("the call's end or the accept's answer", |kind| {
+            matches!(kind, AgentKind::ItemEnded(_))
+                || matches!(kind, AgentKind::Ack(ack) if ack.request_id == accept)
+        })
+        .await;
+    assert!(
+        matches!(&first, AgentKind::ItemEnded(ended) if ended.work_item_id == call.work_item_id),
+        "the hang-up reaches alice while her accept waits: {first:?}"
+    );
+    let answer = alice.ack(accept).await;
+    assert_eq!(answer.code, Code::Unavailable as i32, "{answer:?}");
+    drop(alice);
     drop(bridge);
     server.stop().await;
 }

@@ -2,7 +2,7 @@
 //! signs in; offers and state changes flow back; the session ends, and the
 //! agent is signed out, when the stream drops or heartbeats stop.
 
-use super::bridge::ack;
+use super::acks::{ack, spawn_acks};
 use super::convert;
 use crate::domain::AgentId;
 use crate::engine::{Command, OfferEndReason};
@@ -155,6 +155,9 @@ async fn run_session(live: Live, mut inbound: Streaming<pb::AgentMessage>, out: 
         live.session_ended(agent, session).await;
         return;
     }
+    let acks = spawn_acks(out.clone(), |ack| pb::AgentEvent {
+        kind: Some(pb::agent_event::Kind::Ack(ack)),
+    });
     let mut deadline = Instant::now() + heartbeat;
     loop {
         tokio::select! {
@@ -165,11 +168,12 @@ async fn run_session(live: Live, mut inbound: Streaming<pb::AgentMessage>, out: 
                 let result = match message.kind.map(|kind| request(&agent, kind)) {
                     None => Err(Error::invalid("kind", "is required")),
                     Some(Err(error)) => Err(error),
-                    Some(Ok(None)) => Ok(()),
-                    Some(Ok(Some(command))) => live.agent_command(session, command).await,
+                    Some(Ok(None)) => Ok(None),
+                    Some(Ok(Some(command))) => live.agent_command(session, command).await.map(Some),
                 };
+                // Signed out once applied; the ack follows when it is stored.
                 let signed_out = signing_out && result.is_ok();
-                if !send_ack(&out, message.request_id, result.map_err(Status::from)) || signed_out {
+                if acks.send((message.request_id, result)).is_err() || signed_out {
                     break;
                 }
             }

@@ -2,12 +2,11 @@
 //! reports go to the live path and are answered once durably stored; the
 //! session stream carries routing instructions back.
 
+use super::acks::{ack, spawn_acks};
 use super::convert;
 use crate::domain::{EntryPointAddress, is_address};
 use crate::error::Error;
-use crate::live::{
-    BridgeNotice, BridgeReport, DisconnectKind, Live, PendingCommit, Submission, WaitTarget,
-};
+use crate::live::{BridgeNotice, BridgeReport, DisconnectKind, Live, Submission, WaitTarget};
 use crate::proto::v1 as pb;
 use crate::proto::v1::bridge_service_server::BridgeService;
 use std::pin::Pin;
@@ -154,22 +153,6 @@ fn instruction(notice: BridgeNotice) -> pb::BridgeInstruction {
     pb::BridgeInstruction { kind: Some(kind) }
 }
 
-/// The ack answering a request on a session stream.
-pub fn ack(request_id: u64, result: Result<(), Status>) -> pb::Ack {
-    match result {
-        Ok(()) => pb::Ack {
-            request_id,
-            code: 0,
-            message: String::new(),
-        },
-        Err(status) => pb::Ack {
-            request_id,
-            code: status.code() as i32,
-            message: status.message().to_string(),
-        },
-    }
-}
-
 /// Reads a lifecycle report.
 fn report(kind: pb::bridge_message::Kind) -> Result<BridgeReport, Error> {
     use pb::bridge_message::Kind;
@@ -249,8 +232,9 @@ async fn run_session(live: Live, mut inbound: Streaming<pb::BridgeMessage>, out:
         &out,
         pb::bridge_instruction::Kind::Ack(ack(first.request_id, Ok(()))),
     ) {
-        let (acks, applied) = mpsc::unbounded_channel();
-        tokio::spawn(send_acks(applied, out.clone()));
+        let acks = spawn_acks(out.clone(), |ack| pb::BridgeInstruction {
+            kind: Some(pb::bridge_instruction::Kind::Ack(ack)),
+        });
         loop {
             tokio::select! {
                 message = inbound.message() => {
@@ -258,7 +242,7 @@ async fn run_session(live: Live, mut inbound: Streaming<pb::BridgeMessage>, out:
                     let result = match message.kind {
                         None => Err(Error::invalid("kind", "is required")),
                         Some(kind) => match report(kind) {
-                            Ok(report) => live.report(report).await,
+                            Ok(report) => live.report(report).await.map(Some),
                             Err(error) => Err(error),
                         },
                     };
@@ -280,26 +264,6 @@ async fn run_session(live: Live, mut inbound: Streaming<pb::BridgeMessage>, out:
         }
     }
     live.close_bridge(session).await;
-}
-
-/// Acknowledges a session's reports in the order they arrived, each once
-/// its records are committed. The session applies its next report
-/// meanwhile, so a bridge's reports share group commits instead of each
-/// waiting for the commit of the one before.
-async fn send_acks(
-    mut applied: mpsc::UnboundedReceiver<(u64, Result<PendingCommit, Error>)>,
-    out: Outbound,
-) {
-    while let Some((request_id, result)) = applied.recv().await {
-        let result = match result {
-            Ok(pending) => pending.committed().await,
-            Err(error) => Err(error),
-        };
-        let answer = ack(request_id, result.map_err(Status::from));
-        if !send(&out, pb::bridge_instruction::Kind::Ack(answer)) {
-            return;
-        }
-    }
 }
 
 /// The bridge service.

@@ -2,6 +2,7 @@
 //! with the live path, the engine), and map errors to status codes in one
 //! place (`status.rs`). The routing core never sees a proto type.
 
+pub mod acks;
 pub mod agent;
 pub mod bridge;
 pub mod codec;

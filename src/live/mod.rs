@@ -334,8 +334,9 @@ impl Live {
     }
 
     /// Applies an agent's command, if `session` is still the agent's
-    /// session; answers once what it changed is stored.
-    pub async fn agent_command(&self, session: u64, command: Command) -> Result<()> {
+    /// session; its answer is due once the returned commit completes. The
+    /// session handles its next message meanwhile.
+    pub async fn agent_command(&self, session: u64, command: Command) -> Result<PendingCommit> {
         let commit = self
             .call(|reply| Op::AgentCommand {
                 session,
@@ -343,7 +344,7 @@ impl Live {
                 reply,
             })
             .await??;
-        self.pending(commit).committed().await
+        Ok(self.pending(commit))
     }
 
     /// The agent's session ended (stream dropped or heartbeat lost): signs
