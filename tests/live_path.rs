@@ -984,10 +984,23 @@ async fn waiting_too_long_overflows_then_disconnects_with_a_message() {
 
 #[tokio::test]
 async fn open_work_items_are_recovered_after_a_crash() {
+    // The queue turns callers away while nobody is signed in; at a restart
+    // nobody is, yet the callers who were waiting keep their places.
+    let queue = pb::Queue {
+        limits: Some(pb::QueueLimits {
+            when_no_agents: Some(pb::Disposition {
+                kind: Some(pb::disposition::Kind::DisconnectMessage(
+                    "nobody can take your call now".into(),
+                )),
+            }),
+            ..Default::default()
+        }),
+        ..support_queue()
+    };
     for backend in common::backends().await {
         let centre = Centre::start(
             &backend,
-            support_queue(),
+            queue.clone(),
             vec![agent("alice", 3), agent("bob", 3)],
         )
         .await;
