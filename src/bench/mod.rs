@@ -370,7 +370,10 @@ impl Outcome {
         };
         let records = delta(|sample| sample.records);
         let batches = delta(|sample| sample.batches);
-        let records_per_sec = records.map(|records| records / load.total_secs.max(1e-9));
+        // Records are written while submissions and flows run, not while
+        // the drain waits for flows that never complete.
+        let busy_secs = load.submit_secs.max(load.flow_secs).max(1e-9);
+        let records_per_sec = records.map(|records| records / busy_secs);
         let pace = match self.plan.pace {
             Pace::Max => json!("max"),
             Pace::Rate(rate) => json!({ "rate": rate }),
