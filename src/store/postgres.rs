@@ -384,3 +384,88 @@ impl ScratchSchema {
         done.map(|_| ())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::Timestamp;
+    use crate::error::Error;
+    use crate::store::Store;
+    use crate::store::records::AgentStateRecord;
+    use sqlx::Connection;
+
+    /// A batch's transaction left open and idle in a connection gone
+    /// silent, as a black-holed network leaves it, is ended by the writer's
+    /// retry (by process id and transaction id), which then writes the batch
+    /// once. Runs where `SWITCHBOARD_TEST_POSTGRES_URL` names a server.
+    #[tokio::test]
+    async fn an_unanswered_commit_still_under_way_is_ended_and_written_once() {
+        let Ok(base) = std::env::var("SWITCHBOARD_TEST_POSTGRES_URL") else {
+            eprintln!("warning: SWITCHBOARD_TEST_POSTGRES_URL is not set; skipped");
+            return;
+        };
+        let schema = ScratchSchema::create(&base, "t")
+            .await
+            .expect("a test schema can be created");
+        let store = PgStore::connect(&schema.url())
+            .await
+            .expect("the store opens");
+        let records = vec![Record::AgentState(AgentStateRecord {
+            agent: "alice".into(),
+            at: Timestamp::from_millis(1),
+            state: "ready".into(),
+            reason: None,
+        })];
+        // The orphan: the batch written, its COMMIT never sent.
+        let mut orphan = sqlx::PgConnection::connect(&schema.url())
+            .await
+            .expect("a second connection opens");
+        let mut tx = orphan.begin().await.expect("a transaction begins");
+        let (transaction, backend): (String, i32) = sqlx::query_as(PgStore::TRANSACTION_ID)
+            .fetch_one(&mut *tx)
+            .await
+            .expect("the transaction has an id");
+        PgStore::write_batch(&mut tx, &records)
+            .await
+            .expect("the batch is written");
+        store.remember_unanswered(UnansweredCommit {
+            transaction,
+            backend,
+            records: records.clone(),
+        });
+
+        let first = store.append(&records).await;
+        assert!(
+            matches!(first, Err(Error::Unavailable(_))),
+            "the first retry finds the orphan under way: {first:?}"
+        );
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            match store.append(&records).await {
+                Ok(()) => break,
+                Err(Error::Unavailable(reason)) => {
+                    assert!(
+                        std::time::Instant::now() < deadline,
+                        "the orphan is never ended: {reason}"
+                    );
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                Err(error) => panic!("the retry fails: {error}"),
+            }
+        }
+        assert!(
+            sqlx::query("SELECT 1").execute(&mut *tx).await.is_err(),
+            "the orphan's backend is ended"
+        );
+        let stored = store
+            .agent_states(&"alice".into())
+            .await
+            .expect("agent states can be read");
+        assert_eq!(stored.len(), 1, "the batch is stored once: {stored:?}");
+        store.close().await;
+        schema
+            .drop_schema()
+            .await
+            .expect("the test schema can be dropped");
+    }
+}
