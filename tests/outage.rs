@@ -1,6 +1,7 @@
 //! The database going away under traffic. PostgreSQL is reached through a
 //! loopback proxy the test cuts (every connection dropped, new ones refused)
-//! for 20 s and then restores; SQLite runs on a small tmpfs whose free space
+//! for 20 s and then restores, or turns into a black hole (nothing passes,
+//! nothing is closed) for 15 s; SQLite runs on a small tmpfs whose free space
 //! the test takes while the server runs (a full disk: this needs root, and
 //! is skipped elsewhere) and then gives back. Submissions arrive in the
 //! background every 30 ms before, during and after the outage, each checked
@@ -19,8 +20,9 @@
 //! bridge retries them, everything submitted is stored, and nothing is
 //! stored twice.
 //!
-//! Two narrower cases: the proxy breaks the connection just as PostgreSQL
-//! commits (the batch is stored, the server cannot know it, and its retry
+//! Narrower cases: the proxy breaks the connection just as PostgreSQL
+//! commits, or goes silent just after the COMMIT is sent, holding its answer
+//! (either way the batch is stored, the server cannot know it, and its retry
 //! must not store it again), and a SQLite file opened read-only refuses new
 //! work and says NOT_SERVING.
 
@@ -45,7 +47,7 @@ use switchboard::proto::v1::bridge_service_client::BridgeServiceClient;
 use switchboard::store::Store;
 use switchboard::store::records::EventKind as K;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::oneshot;
+use tokio::sync::{oneshot, watch};
 use tokio::task::{AbortHandle, JoinError, JoinHandle, JoinSet};
 use tokio::time::Instant;
 use tonic::Code;
@@ -64,7 +66,8 @@ const SUBMIT_EVERY: Duration = Duration::from_millis(30);
 /// timing assertion.
 const HANG_GUARD: Duration = Duration::from_secs(30);
 
-/// A TCP proxy on loopback in front of the database, which the test can cut.
+/// A TCP proxy on loopback in front of the database, which the test can cut
+/// or turn into a black hole.
 struct Proxy {
     /// Where the server connects instead of the database.
     addr: SocketAddr,
@@ -79,9 +82,14 @@ struct Proxy {
 struct ProxyState {
     /// Set while the database is cut off: new connections are dropped.
     refusing: AtomicBool,
-    /// Set: the next COMMIT a client sends reaches the database, and the
-    /// proxy cuts before the answer comes back.
-    lose_next_commit: AtomicBool,
+    /// What becomes of the next COMMIT a client sends, if anything.
+    next_commit: Mutex<Option<CommitTrap>>,
+    /// True while the path is a black hole, as when a network drops packets
+    /// without resetting anything: every byte is held, both ways, and so is
+    /// a close, yet no socket is closed; connections made meanwhile are
+    /// accepted and held alike. Once false again, everything held passes,
+    /// as TCP's retransmissions would deliver it.
+    silent: watch::Sender<bool>,
     /// The forwarding tasks of open connections.
     connections: Mutex<Vec<AbortHandle>>,
 }
@@ -93,6 +101,13 @@ impl ProxyState {
         for connection in self.connections.lock().expect("not poisoned").drain(..) {
             connection.abort();
         }
+    }
+
+    /// Waits while the path is a black hole.
+    async fn passable(&self) {
+        let mut silent = self.silent.subscribe();
+        // The sender lives as long as `self`.
+        let _ = silent.wait_for(|silent| !silent).await;
     }
 }
 
@@ -134,16 +149,46 @@ impl Proxy {
         self.state.cut();
     }
 
-    /// The outage begins as the database commits the next transaction, so
-    /// that the client never learns whether it committed.
-    fn lose_next_commit_answer(&self) {
-        self.state.lose_next_commit.store(true, Ordering::SeqCst);
+    /// The outage begins with the next COMMIT a client sends, as `trap`
+    /// says, so that the client never learns whether it committed.
+    fn trap_next_commit(&self, trap: CommitTrap) {
+        *self.state.next_commit.lock().expect("not poisoned") = Some(trap);
     }
 
-    /// The database is reachable again.
+    /// The database is reachable again; whatever a black hole held passes.
     fn restore(&self) {
         self.state.refusing.store(false, Ordering::SeqCst);
+        self.state.silent.send_replace(false);
     }
+
+    /// A proxy in front of the test database, and the URL of `backend`
+    /// through it.
+    async fn in_front_of(backend: &Backend) -> (Self, String) {
+        let proxy = Proxy::start("127.0.0.1:5432".parse().expect("an address")).await;
+        let url = backend
+            .url
+            .replace("127.0.0.1:5432", &proxy.addr.to_string());
+        assert_ne!(
+            url, backend.url,
+            "the test database is reached through the proxy"
+        );
+        (proxy, url)
+    }
+}
+
+/// How the proxy begins an outage at a COMMIT.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum CommitTrap {
+    /// The COMMIT reaches the database, and the connection breaks as the
+    /// answer comes back.
+    CutAnswer,
+    /// The COMMIT reaches the database, and the path then turns into a
+    /// black hole: the answer is held until the test restores the path.
+    HoldAnswer,
+    /// The path turns into a black hole just before the COMMIT leaves: the
+    /// transaction stays open and idle, its locks held, until the test
+    /// restores the path and the COMMIT arrives late.
+    HoldCommit,
 }
 
 impl Drop for Proxy {
@@ -155,7 +200,8 @@ impl Drop for Proxy {
 
 /// Forwards one connection both ways until either side closes, or until
 /// the database answers the COMMIT whose answer is to be lost: then
-/// everything is cut before the answer is passed on.
+/// everything is cut before the answer is passed on. While the path is a
+/// black hole, what is read (a close too) waits to be passed on.
 async fn forward(inbound: TcpStream, outbound: TcpStream, state: Arc<ProxyState>) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let (mut from_client, mut to_client) = inbound.into_split();
@@ -163,12 +209,29 @@ async fn forward(inbound: TcpStream, outbound: TcpStream, state: Arc<ProxyState>
     let answer_lost = AtomicBool::new(false);
     let upstream = async {
         let mut buffer = vec![0_u8; 64 * 1024];
-        while let Ok(read @ 1..) = from_client.read(&mut buffer).await {
+        loop {
+            let received = from_client.read(&mut buffer).await;
+            state.passable().await;
+            let Ok(read @ 1..) = received else {
+                return;
+            };
             let chunk = &buffer[..read];
-            if chunk.windows(7).any(|window| window == b"COMMIT\0")
-                && state.lose_next_commit.swap(false, Ordering::SeqCst)
-            {
-                answer_lost.store(true, Ordering::SeqCst);
+            let trap = if chunk.windows(7).any(|window| window == b"COMMIT\0") {
+                state.next_commit.lock().expect("not poisoned").take()
+            } else {
+                None
+            };
+            match trap {
+                Some(CommitTrap::CutAnswer) => answer_lost.store(true, Ordering::SeqCst),
+                // Silent before the COMMIT leaves, so that its answer is held.
+                Some(CommitTrap::HoldAnswer) => {
+                    state.silent.send_replace(true);
+                }
+                Some(CommitTrap::HoldCommit) => {
+                    state.silent.send_replace(true);
+                    state.passable().await;
+                }
+                None => {}
             }
             if to_database.write_all(chunk).await.is_err() {
                 return;
@@ -177,7 +240,12 @@ async fn forward(inbound: TcpStream, outbound: TcpStream, state: Arc<ProxyState>
     };
     let downstream = async {
         let mut buffer = vec![0_u8; 64 * 1024];
-        while let Ok(read @ 1..) = from_database.read(&mut buffer).await {
+        loop {
+            let received = from_database.read(&mut buffer).await;
+            state.passable().await;
+            let Ok(read @ 1..) = received else {
+                return;
+            };
             if answer_lost.load(Ordering::SeqCst) {
                 // The database has answered the COMMIT, so it committed;
                 // the client never hears of it.
@@ -300,6 +368,21 @@ impl Outage for Proxy {
 
     async fn end(&mut self) {
         self.restore();
+    }
+}
+
+/// A network path to PostgreSQL that goes silent: no packet passes, no
+/// connection is reset or closed. It begins with a batch under way, just
+/// before its COMMIT reaches the database.
+struct BlackHole(Proxy);
+
+impl Outage for BlackHole {
+    async fn begin(&mut self) {
+        self.0.trap_next_commit(CommitTrap::HoldCommit);
+    }
+
+    async fn end(&mut self) {
+        self.0.restore();
     }
 }
 
@@ -954,15 +1037,23 @@ async fn a_postgres_outage_under_traffic_loses_nothing() {
     let Some(backend) = common::postgres().await else {
         return;
     };
-    let mut proxy = Proxy::start("127.0.0.1:5432".parse().expect("an address")).await;
-    let url = backend
-        .url
-        .replace("127.0.0.1:5432", &proxy.addr.to_string());
-    assert_ne!(
-        url, backend.url,
-        "the test database is reached through the proxy"
-    );
+    let (mut proxy, url) = Proxy::in_front_of(&backend).await;
     outage_under_traffic(&backend, &url, &mut proxy, Duration::from_secs(20)).await;
+}
+
+/// The path to PostgreSQL drops every packet and resets nothing: no query
+/// fails, none is answered. The server must not wait for ever: it says
+/// NOT_SERVING, holds what it cannot write, and catches up once the path
+/// is back, storing each batch once, whether or not its transaction had
+/// begun (or committed) in the silence.
+#[tokio::test]
+async fn a_black_holed_postgres_under_traffic_loses_nothing() {
+    let Some(backend) = common::postgres().await else {
+        return;
+    };
+    let (proxy, url) = Proxy::in_front_of(&backend).await;
+    let mut hole = BlackHole(proxy);
+    outage_under_traffic(&backend, &url, &mut hole, Duration::from_secs(15)).await;
 }
 
 #[tokio::test]
@@ -1085,13 +1176,24 @@ async fn an_agent_session_goes_on_while_an_accept_waits_for_the_store() {
 /// server cannot know it, and the writer's retry must not store it again.
 #[tokio::test]
 async fn a_commit_whose_answer_is_lost_is_not_stored_twice() {
+    commit_answer_lost(CommitTrap::CutAnswer).await;
+}
+
+/// The path goes silent just after a COMMIT is sent: the batch is stored,
+/// its answer is held (nothing is closed), the server gives up waiting, and
+/// its retry, once the path is back, must not store the batch again.
+#[tokio::test]
+async fn a_commit_whose_answer_is_held_in_a_black_hole_is_not_stored_twice() {
+    commit_answer_lost(CommitTrap::HoldAnswer).await;
+}
+
+/// Alice's accept is committed but its answer is lost (`trap`); it is
+/// stored once, and acknowledged once the database is back.
+async fn commit_answer_lost(trap: CommitTrap) {
     let Some(backend) = common::postgres().await else {
         return;
     };
-    let proxy = Proxy::start("127.0.0.1:5432".parse().expect("an address")).await;
-    let url = backend
-        .url
-        .replace("127.0.0.1:5432", &proxy.addr.to_string());
+    let (proxy, url) = Proxy::in_front_of(&backend).await;
     let config = ServeConfig::ephemeral(&url);
     let centre = Centre::start_with(config, vec![support_queue()], vec![agent("alice", 3)]).await;
     let mut bridge = centre.bridge().await;
@@ -1118,7 +1220,7 @@ async fn a_commit_whose_answer_is_lost_is_not_stored_twice() {
     direct.close().await;
 
     // Alice's answer is committed, but the server never hears so.
-    proxy.lose_next_commit_answer();
+    proxy.trap_next_commit(trap);
     let (first, answered) = oneshot::channel();
     let take = tokio::spawn(accept_until_stored(
         alice,

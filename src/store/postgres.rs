@@ -1,5 +1,6 @@
 //! The PostgreSQL back-end: for production and for several nodes.
 
+use sqlx::pool::PoolConnection;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use std::str::FromStr;
 use std::sync::Mutex;
@@ -14,58 +15,114 @@ pub struct PgStore {
     unanswered: Mutex<Option<UnansweredCommit>>,
 }
 
-/// A batch whose COMMIT was sent but never answered, the connection broken:
-/// PostgreSQL may have committed it or not.
+/// Longest a batch may take once it has a connection, from BEGIN to the
+/// COMMIT's answer. Past it the database is taken for silent (a network path
+/// that drops packets without closing anything): the batch is left to the
+/// writer's retry, which asks how it ended, instead of waiting for ever.
+const COMMIT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Longest PostgreSQL keeps a session idle inside a transaction before
+/// ending it: a batch abandoned in a silent connection then lets go of the
+/// schema's batch lock and its rows even if no retry ends it first.
+const IDLE_IN_TRANSACTION_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// Longest a starting server waits for a batch of an earlier server to end
+/// (`settle`); past it the start fails rather than hang.
+const SETTLE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A batch whose COMMIT was sent but never answered (the connection broken
+/// or silent): PostgreSQL may have committed it or not.
 struct UnansweredCommit {
     /// The transaction's id (an `xid8`), to ask how it ended.
     transaction: String,
+    /// The process id of the server backend that ran it, to end the
+    /// transaction if it is still under way, orphaned in a silent connection.
+    backend: i32,
     /// The batch, to know the writer's retry of it.
     records: Vec<Record>,
 }
 
 impl PgStore {
-    /// The current transaction's id, assigned now, for a retry to ask how
-    /// it ended; the transaction also holds the schema's batch lock, shared,
-    /// until it ends, which a starting server waits out (`settle`).
-    const TRANSACTION_ID: &str = "SELECT pg_current_xact_id()::text FROM \
+    /// The current transaction's id, assigned now, and the backend's process
+    /// id, for a retry to ask how it ended and to end it if still under way;
+    /// the transaction also holds the schema's batch lock, shared, until it
+    /// ends, which a starting server waits out (`settle`).
+    const TRANSACTION_ID: &str = "SELECT pg_current_xact_id()::text, pg_backend_pid() FROM \
         (SELECT pg_advisory_xact_lock_shared(hashtext(current_schema()))) AS held";
 
-    /// Takes and gives back the schema's batch lock, exclusively: returns
-    /// once no batch that began before is still under way.
-    const SETTLE: &str = "SELECT pg_advisory_lock(hashtext(current_schema())), \
-        pg_advisory_unlock(hashtext(current_schema()))";
+    /// Bounds how long the settling transaction waits for the batch lock.
+    const SETTLE_LOCK_TIMEOUT: &str = "SELECT set_config('lock_timeout', $1, true)";
+
+    /// Takes the schema's batch lock, exclusively, until the transaction
+    /// ends: granted once no batch that began before is still under way.
+    const SETTLE: &str = "SELECT pg_advisory_xact_lock(hashtext(current_schema()))";
+
+    /// SQLSTATE `lock_not_available`: the lock timeout ran out.
+    const LOCK_NOT_AVAILABLE: &str = "55P03";
 
     /// How a transaction ended: `committed`, `aborted`, `in progress`, or
     /// NULL when too old to tell.
     const TRANSACTION_STATUS: &str = "SELECT pg_xact_status($1::xid8)";
 
+    /// Ends the backend `$1` if it still runs the transaction `$2` (an
+    /// `xid8`, compared as the backend's 32-bit xid), so that a reused
+    /// process id is never ended.
+    const END_ORPHAN: &str = "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+        WHERE pid = $1 AND backend_xid = xid($2::xid8)";
+
     /// Commits a batch of records in one transaction
     /// ([`Store::append`](super::Store::append)). When the connection breaks
-    /// with the COMMIT under way the batch may be stored, yet the answer is
+    /// or goes silent (no answer within [`COMMIT_TIMEOUT`]) with the
+    /// transaction begun, the batch may be stored, yet the answer is
     /// UNAVAILABLE and the writer retries it: the retry first asks
     /// PostgreSQL how that transaction ended, so that nothing is stored twice.
     async fn append_batch(&self, records: &[Record]) -> crate::error::Result<()> {
         if self.committed_unanswered(records).await? {
             return Ok(());
         }
-        let mut tx = self
-            .pool
-            .begin_with(Self::BEGIN_WRITE)
-            .await
-            .map_err(super::db_error)?;
-        let transaction: String = sqlx::query_scalar(Self::TRANSACTION_ID)
-            .fetch_one(&mut *tx)
-            .await
-            .map_err(super::db_error)?;
-        Self::write_batch(&mut tx, records).await?;
-        let committed = tx.commit().await.map_err(super::db_error);
-        if let Err(crate::error::Error::Unavailable(_)) = committed {
+        let mut connection = self.pool.acquire().await.map_err(super::db_error)?;
+        let mut begun = None;
+        let answered = tokio::time::timeout(
+            COMMIT_TIMEOUT,
+            Self::commit_batch(&mut connection, records, &mut begun),
+        )
+        .await;
+        let committed = match answered {
+            Ok(committed) => committed,
+            Err(_silent) => Err(super::sql::overran(Some(connection), "a commit")),
+        };
+        if let (Err(crate::error::Error::Unavailable(_)), Some((transaction, backend))) =
+            (&committed, begun)
+        {
             self.remember_unanswered(UnansweredCommit {
                 transaction,
+                backend,
                 records: records.to_vec(),
             });
         }
         committed
+    }
+
+    /// Writes and commits a batch on `connection`; `begun` receives the
+    /// transaction's id and backend as soon as they are known, so that they
+    /// outlive this future when it is given up half-way.
+    async fn commit_batch(
+        connection: &mut PoolConnection<sqlx::Postgres>,
+        records: &[Record],
+        begun: &mut Option<(String, i32)>,
+    ) -> crate::error::Result<()> {
+        use sqlx::Connection;
+        let mut tx = connection
+            .begin_with(Self::BEGIN_WRITE)
+            .await
+            .map_err(super::db_error)?;
+        let ids: (String, i32) = sqlx::query_as(Self::TRANSACTION_ID)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(super::db_error)?;
+        *begun = Some(ids);
+        Self::write_batch(&mut tx, records).await?;
+        tx.commit().await.map_err(super::db_error)
     }
 
     /// True when `records` are the batch whose COMMIT went unanswered and
@@ -78,15 +135,21 @@ impl PgStore {
             // Not the writer's retry: it gave up on that batch (at shutdown).
             return Ok(false);
         }
-        let status: Option<String> = match sqlx::query_scalar(Self::TRANSACTION_STATUS)
-            .bind(&unanswered.transaction)
-            .fetch_one(&self.pool)
-            .await
-        {
+        let mut taken = None;
+        let answered = tokio::time::timeout(COMMIT_TIMEOUT, async {
+            let connection = taken.insert(self.pool.acquire().await.map_err(super::db_error)?);
+            Self::end_if_under_way(connection, &unanswered).await
+        })
+        .await;
+        let checked = match answered {
+            Ok(checked) => checked,
+            Err(_silent) => Err(super::sql::overran(taken, "asking how a commit ended")),
+        };
+        let status = match checked {
             Ok(status) => status,
             Err(error) => {
                 self.remember_unanswered(unanswered);
-                return Err(super::db_error(error));
+                return Err(error);
             }
         };
         match status.as_deref() {
@@ -106,6 +169,39 @@ impl PgStore {
             // Aborted, or too old to tell: written (again).
             _ => Ok(false),
         }
+    }
+
+    /// How the unanswered transaction ended. One still in progress is most
+    /// likely orphaned in a connection that went silent, idle with its
+    /// locks held: its backend is ended, so that the next retry finds it
+    /// aborted (and writes the batch) or, had its COMMIT arrived first,
+    /// committed (and skips it).
+    async fn end_if_under_way(
+        connection: &mut PoolConnection<sqlx::Postgres>,
+        unanswered: &UnansweredCommit,
+    ) -> crate::error::Result<Option<String>> {
+        let status: Option<String> = sqlx::query_scalar(Self::TRANSACTION_STATUS)
+            .bind(&unanswered.transaction)
+            .fetch_one(&mut **connection)
+            .await
+            .map_err(super::db_error)?;
+        if status.as_deref() != Some("in progress") {
+            return Ok(status);
+        }
+        let ended = sqlx::query(Self::END_ORPHAN)
+            .bind(unanswered.backend)
+            .bind(&unanswered.transaction)
+            .execute(&mut **connection)
+            .await;
+        match ended {
+            Ok(_) => tracing::warn!(
+                backend = unanswered.backend,
+                "an unanswered commit is still under way; its backend is ended"
+            ),
+            // The idle-in-transaction timeout ends it in the end.
+            Err(error) => tracing::warn!(%error, "ending an unanswered commit's backend failed"),
+        }
+        Ok(status)
     }
 
     /// Keeps a batch whose outcome is not known, for its retry.
@@ -175,9 +271,13 @@ impl PgStore {
     /// Connects to the database a `postgres://` URL names and applies
     /// migrations. The URL never reaches a log: it may hold a password.
     pub async fn connect(url: &str) -> crate::error::Result<Self> {
-        let options = PgConnectOptions::from_str(url).map_err(|_| {
-            crate::error::Error::invalid("database_url", "not a valid postgres:// URL")
-        })?;
+        let idle_limit = IDLE_IN_TRANSACTION_TIMEOUT.as_millis().to_string();
+        // Added to any `options` of the URL (such as a search path).
+        let options = PgConnectOptions::from_str(url)
+            .map_err(|_| {
+                crate::error::Error::invalid("database_url", "not a valid postgres:// URL")
+            })?
+            .options([("idle_in_transaction_session_timeout", idle_limit.as_str())]);
         let pool = PgPoolOptions::new()
             .max_connections(8)
             .acquire_timeout(Duration::from_secs(5))
@@ -198,16 +298,34 @@ impl PgStore {
         })
     }
 
-    /// Waits until no batch of an earlier server is still committing here.
-    /// A server killed with a COMMIT under way leaves PostgreSQL to finish
-    /// it; a restart that read its open work items before that would
-    /// rebuild routing from a state the database then moves past.
+    /// Waits until no batch of an earlier server is still committing here,
+    /// for at most [`SETTLE_TIMEOUT`]: UNAVAILABLE past it. A server killed
+    /// with a COMMIT under way leaves PostgreSQL to finish it; a restart
+    /// that read its open work items before that would rebuild routing from
+    /// a state the database then moves past. The lock timeout is the
+    /// transaction's own, so it never stays on a pooled connection.
     async fn settle(pool: &PgPool) -> crate::error::Result<()> {
-        sqlx::query(Self::SETTLE)
-            .execute(pool)
+        let mut tx = pool.begin().await.map_err(super::db_error)?;
+        let limit = format!("{}ms", SETTLE_TIMEOUT.as_millis());
+        sqlx::query(Self::SETTLE_LOCK_TIMEOUT)
+            .bind(limit)
+            .execute(&mut *tx)
             .await
             .map_err(super::db_error)?;
-        Ok(())
+        let settled = sqlx::query(Self::SETTLE).execute(&mut *tx).await;
+        if let Err(sqlx::Error::Database(error)) = &settled
+            && error.code().as_deref() == Some(Self::LOCK_NOT_AVAILABLE)
+        {
+            tracing::error!(
+                waited = ?SETTLE_TIMEOUT,
+                "a batch of an earlier server is still under way; not starting"
+            );
+            return Err(crate::error::Error::Unavailable(
+                "a batch of an earlier server is still under way in the database".into(),
+            ));
+        }
+        settled.map_err(super::db_error)?;
+        tx.commit().await.map_err(super::db_error)
     }
 }
 
@@ -264,5 +382,90 @@ impl ScratchSchema {
             .map_err(super::db_error);
         pool.close().await;
         done.map(|_| ())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::Timestamp;
+    use crate::error::Error;
+    use crate::store::Store;
+    use crate::store::records::AgentStateRecord;
+    use sqlx::Connection;
+
+    /// A batch's transaction left open and idle in a connection gone
+    /// silent, as a black-holed network leaves it, is ended by the writer's
+    /// retry (by process id and transaction id), which then writes the batch
+    /// once. Runs where `SWITCHBOARD_TEST_POSTGRES_URL` names a server.
+    #[tokio::test]
+    async fn an_unanswered_commit_still_under_way_is_ended_and_written_once() {
+        let Ok(base) = std::env::var("SWITCHBOARD_TEST_POSTGRES_URL") else {
+            eprintln!("warning: SWITCHBOARD_TEST_POSTGRES_URL is not set; skipped");
+            return;
+        };
+        let schema = ScratchSchema::create(&base, "t")
+            .await
+            .expect("a test schema can be created");
+        let store = PgStore::connect(&schema.url())
+            .await
+            .expect("the store opens");
+        let records = vec![Record::AgentState(AgentStateRecord {
+            agent: "alice".into(),
+            at: Timestamp::from_millis(1),
+            state: "ready".into(),
+            reason: None,
+        })];
+        // The orphan: the batch written, its COMMIT never sent.
+        let mut orphan = sqlx::PgConnection::connect(&schema.url())
+            .await
+            .expect("a second connection opens");
+        let mut tx = orphan.begin().await.expect("a transaction begins");
+        let (transaction, backend): (String, i32) = sqlx::query_as(PgStore::TRANSACTION_ID)
+            .fetch_one(&mut *tx)
+            .await
+            .expect("the transaction has an id");
+        PgStore::write_batch(&mut tx, &records)
+            .await
+            .expect("the batch is written");
+        store.remember_unanswered(UnansweredCommit {
+            transaction,
+            backend,
+            records: records.clone(),
+        });
+
+        let first = store.append(&records).await;
+        assert!(
+            matches!(first, Err(Error::Unavailable(_))),
+            "the first retry finds the orphan under way: {first:?}"
+        );
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            match store.append(&records).await {
+                Ok(()) => break,
+                Err(Error::Unavailable(reason)) => {
+                    assert!(
+                        std::time::Instant::now() < deadline,
+                        "the orphan is never ended: {reason}"
+                    );
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                Err(error) => panic!("the retry fails: {error}"),
+            }
+        }
+        assert!(
+            sqlx::query("SELECT 1").execute(&mut *tx).await.is_err(),
+            "the orphan's backend is ended"
+        );
+        let stored = store
+            .agent_states(&"alice".into())
+            .await
+            .expect("agent states can be read");
+        assert_eq!(stored.len(), 1, "the batch is stored once: {stored:?}");
+        store.close().await;
+        schema
+            .drop_schema()
+            .await
+            .expect("the test schema can be dropped");
     }
 }

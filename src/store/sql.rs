@@ -330,6 +330,27 @@ pub(super) fn work_item_id_from_column(text: &str) -> Result<WorkItemId> {
         })
 }
 
+/// Longest a ping may wait for a connection and its answer: a database that
+/// has gone silent (a black-holed network path) is then reported
+/// unavailable instead of holding the writer's idle probe.
+pub(super) const PING_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// The error for work on a connection that overran its time limit
+/// (`what`, e.g. "a commit"). The connection, which may be left half-way
+/// through a query, is closed rather than given back to the pool: returning
+/// it would test it with a ping that waits on the same silence, and a later
+/// user would read the late answers.
+pub(super) fn overran<DB: sqlx::Database>(
+    connection: Option<sqlx::pool::PoolConnection<DB>>,
+    what: &str,
+) -> Error {
+    if let Some(taken) = connection {
+        drop(taken.detach());
+    }
+    tracing::warn!(what, "the database did not answer in time");
+    Error::Unavailable("the database did not answer in time, retry later".into())
+}
+
 /// Writes the [`Store`](super::Store) implementation for a store type whose
 /// `pool` field is a `sqlx::Pool<$db>`.
 macro_rules! impl_sql_store {
@@ -1276,8 +1297,16 @@ macro_rules! impl_sql_store {
             }
 
             async fn ping(&self) -> Result<()> {
-                sqlx::query("SELECT 1").execute(&self.pool).await.map_err(db_error)?;
-                Ok(())
+                let mut taken = None;
+                let answered = tokio::time::timeout(sql::PING_TIMEOUT, async {
+                    let connection = taken.insert(self.pool.acquire().await.map_err(db_error)?);
+                    sqlx::query("SELECT 1").execute(&mut **connection).await.map_err(db_error)
+                })
+                .await;
+                match answered {
+                    Ok(answered) => answered.map(|_| ()),
+                    Err(_silent) => Err(sql::overran(taken, "a ping")),
+                }
             }
 
             async fn close(&self) {
