@@ -408,22 +408,72 @@ async fn instructions_given_while_no_bridge_session_is_open_reach_the_next_one()
         let mut bridge = centre.bridge().await;
         let delivery = bridge.delivery(&calls[0]).await;
         assert_eq!(delivery.agent_id, "alice");
-        let cancelled = calls[1].clone();
-        let disconnect = bridge
-            .instruction(
-                "the cancelled caller's disconnect",
-                |kind| matches!(kind, Instruction::Disconnect(d) if d.work_item_id == cancelled),
-            )
-            .await;
-        let Instruction::Disconnect(disconnect) = disconnect else {
-            unreachable!("matched a disconnect")
-        };
+        let disconnect = bridge.disconnect(&calls[1]).await;
         assert_eq!(disconnect.reason, "supervisor", "on {}", backend.name);
         drop(bridge);
         drop(alice);
         centre.server.stop().await;
         let lifecycles = common::check_lifecycles(&backend).await;
         assert_eq!(lifecycles[1].last(), Some(&K::Cancelled), "{lifecycles:?}");
+    }
+}
+
+#[tokio::test]
+async fn an_instruction_given_while_no_bridge_session_is_open_survives_a_crash() {
+    for backend in common::backends().await {
+        let centre = Centre::start(&backend, support_queue(), vec![agent("alice", 3)]).await;
+        centre.server.stop().await;
+
+        let server = common::ChildServer::start(&backend.url).await;
+        let mut submitter = BridgeServiceClient::new(server.channel().await);
+        let submit = |name: &'static str| interaction_request(name, VOICE, SUPPORT);
+        let cancelled = submitter
+            .submit_interaction(submit("call-1"))
+            .await
+            .expect("a submission needs no bridge session")
+            .into_inner()
+            .work_item_id;
+        let cancel = pb::CancelWorkItemRequest {
+            work_item_id: cancelled.clone(),
+            reason: "spam".into(),
+        };
+        pb::supervisor_service_client::SupervisorServiceClient::new(server.channel().await)
+            .cancel_work_item(cancel)
+            .await
+            .expect("a waiting item can be cancelled");
+        // Records are committed in order: an acknowledged submission after
+        // the cancel proves the cancel's records are stored too.
+        submitter
+            .submit_interaction(submit("call-2"))
+            .await
+            .expect("stored");
+        server.kill().await;
+
+        let restarted = TestServer::start(&backend.url).await;
+        let mut bridge = BridgeClient::open(restarted.channel().await).await;
+        let disconnect = bridge.disconnect(&cancelled).await;
+        assert_eq!(
+            (disconnect.kind, disconnect.reason.as_str()),
+            (pb::DisconnectKind::Cancelled as i32, "supervisor"),
+            "on {}",
+            backend.name
+        );
+        let open = bridge.open_interactions().await;
+        assert_eq!(open.len(), 1, "only call-2 is open: {open:?}");
+        drop(bridge);
+        restarted.stop().await;
+
+        let store = switchboard::store::connect(&backend.url)
+            .await
+            .expect("the store opens");
+        assert_eq!(
+            store.unsent_instructions().await.unwrap(),
+            [],
+            "a received instruction is not kept to be sent again"
+        );
+        store.close().await;
+        let lifecycles = common::check_lifecycles(&backend).await;
+        assert_eq!(lifecycles[0].last(), Some(&K::Cancelled), "{lifecycles:?}");
     }
 }
 

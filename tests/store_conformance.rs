@@ -12,7 +12,7 @@ use switchboard::domain::{
 use switchboard::domain::{Channel, WorkItemId};
 use switchboard::error::Error;
 use switchboard::store::records::{
-    AgentStateRecord, EventKind, Record, WorkItemEvent, WorkItemRecord,
+    AgentStateRecord, EventKind, Record, UnsentInstruction, WorkItemEvent, WorkItemRecord,
 };
 use switchboard::store::report::{IntervalRow, ReportInterval, ReportRange};
 use switchboard::store::{self, Actor, Store};
@@ -44,6 +44,7 @@ conformance!(
     every_change_is_audited,
     work_item_lifecycle_is_recorded,
     a_failed_batch_writes_nothing,
+    unsent_instructions_are_kept_until_sent,
     a_batch_leaves_what_its_records_one_at_a_time_leave,
     many_open_items_come_back_whole_and_in_order,
     interval_report_matches_the_hand_computed_fixture,
@@ -524,6 +525,65 @@ mod suite {
             "a segment is stored once"
         );
         assert_eq!(store.open_work_items().await.unwrap().len(), 1);
+    }
+
+    /// Bridge instructions given while no bridge session was open stay in
+    /// the store, the latest per work item, until a session receives them;
+    /// in one batch, each item's last record is the one that counts.
+    pub async fn unsent_instructions_are_kept_until_sent(store: &dyn Store) {
+        let items: Vec<WorkItemRecord> = (0..3)
+            .map(|n| work_item(&format!("call-{n}"), 1_000))
+            .collect();
+        let unsent = |item: &WorkItemRecord, at: i64, instruction: &str| {
+            Record::Unsent(UnsentInstruction {
+                work_item: item.id,
+                at: Timestamp::from_millis(at),
+                instruction: instruction.into(),
+            })
+        };
+        let mut records: Vec<Record> = items.iter().cloned().map(Record::Created).collect();
+        records.extend([
+            unsent(&items[0], 2_000, r#"{"instruction":"overflow"}"#),
+            unsent(&items[1], 3_000, r#"{"instruction":"overflow"}"#),
+            unsent(&items[2], 4_000, r#"{"instruction":"overflow"}"#),
+            Record::Sent(items[1].id),
+        ]);
+        store.append(&records).await.unwrap();
+        store
+            .append(&[
+                unsent(&items[0], 5_000, r#"{"instruction":"disconnect"}"#),
+                Record::Sent(items[2].id),
+                unsent(&items[2], 6_000, r#"{"instruction":"disconnect"}"#),
+            ])
+            .await
+            .unwrap();
+        let kept = store.unsent_instructions().await.unwrap();
+        let expected = vec![
+            UnsentInstruction {
+                work_item: items[0].id,
+                at: Timestamp::from_millis(5_000),
+                instruction: r#"{"instruction":"disconnect"}"#.into(),
+            },
+            UnsentInstruction {
+                work_item: items[2].id,
+                at: Timestamp::from_millis(6_000),
+                instruction: r#"{"instruction":"disconnect"}"#.into(),
+            },
+        ];
+        assert_eq!(kept, expected, "the latest per item, oldest first");
+        store
+            .append(&[Record::Sent(items[0].id), Record::Sent(items[1].id)])
+            .await
+            .unwrap();
+        assert_eq!(store.unsent_instructions().await.unwrap(), expected[1..]);
+        let stranger = work_item("never-stored", 1_000);
+        assert!(
+            store
+                .append(&[unsent(&stranger, 7_000, "{}")])
+                .await
+                .is_err(),
+            "an instruction is about a stored work item"
+        );
     }
 
     pub async fn skills_round_trip(store: &dyn Store) {

@@ -6,7 +6,7 @@
 mod common;
 
 use common::centre::{Centre, SUPPORT, agent};
-use common::sessions::{AgentClient, Instruction};
+use common::sessions::AgentClient;
 use switchboard::proto::v1 as pb;
 use tonic::Code;
 
@@ -42,12 +42,7 @@ async fn cancel_move_reprioritise_and_assign_change_the_routing_and_are_audited(
             .await
             .expect("a waiting item can be cancelled")
             .into_inner();
-        let cancelled_item = calls[0].clone();
-        bridge
-            .instruction("a disconnect", |kind| {
-                matches!(kind, Instruction::Disconnect(d) if d.work_item_id == cancelled_item)
-            })
-            .await;
+        bridge.disconnect(&calls[0]).await;
         let moved = pb::MoveWorkItemRequest {
             work_item_id: calls[1].clone(),
             queue: "sales".into(),

@@ -125,7 +125,7 @@ fn instruction(notice: BridgeNotice) -> pb::BridgeInstruction {
             work_item_id: item.to_string(),
             from_queue: from.to_string(),
             to_queue: to.to_string(),
-            reason: reason.to_string(),
+            reason,
         }),
         BridgeNotice::Disconnect {
             item,
@@ -143,7 +143,7 @@ fn instruction(notice: BridgeNotice) -> pb::BridgeInstruction {
                 work_item_id: item.to_string(),
                 kind: kind as i32,
                 message,
-                reason: reason.to_string(),
+                reason,
             })
         }
         BridgeNotice::GoingAway => Kind::GoingAway(pb::GoingAway {

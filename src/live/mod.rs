@@ -137,6 +137,7 @@ impl Live {
             store.list_agents().await?,
             store.list_entry_points().await?,
         );
+        router.restore_unsent(store.unsent_instructions().await?);
         // Items are rebuilt as the store reads them, so that reading and
         // rebuilding overlap.
         let mut records = Vec::new();

@@ -5,11 +5,13 @@ use crate::domain::{
     AgentId, Channel, InteractionId, QueueId, RoutingState, Timestamp, WorkItemId,
 };
 use crate::engine::OfferEndReason;
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::time::Duration;
 
 /// How the bridge is to end an interaction.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum DisconnectKind {
     /// Play or show a message, then disconnect.
     Message,
@@ -21,8 +23,10 @@ pub enum DisconnectKind {
     Cancelled,
 }
 
-/// An instruction for the bridge.
-#[derive(Debug, Clone, PartialEq)]
+/// An instruction for the bridge. Those given while no bridge session is
+/// open are kept in the store as JSON until one is.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "instruction", rename_all = "snake_case")]
 pub enum BridgeNotice {
     /// Connect the consumer to the agent who accepted.
     Deliver {
@@ -53,7 +57,7 @@ pub enum BridgeNotice {
         /// The queue it joined.
         to: QueueId,
         /// Why, e.g. `max_wait`.
-        reason: &'static str,
+        reason: String,
     },
     /// End the interaction.
     Disconnect {
@@ -64,10 +68,23 @@ pub enum BridgeNotice {
         /// The message to play or show.
         message: String,
         /// Why, e.g. `max_wait`.
-        reason: &'static str,
+        reason: String,
     },
     /// The server is shutting down.
     GoingAway,
+}
+
+impl BridgeNotice {
+    /// The work item an instruction is about; none for `GoingAway`.
+    pub fn item(&self) -> Option<WorkItemId> {
+        match self {
+            BridgeNotice::Deliver { item, .. }
+            | BridgeNotice::Position { item, .. }
+            | BridgeNotice::Overflow { item, .. }
+            | BridgeNotice::Disconnect { item, .. } => Some(*item),
+            BridgeNotice::GoingAway => None,
+        }
+    }
 }
 
 /// An event for an agent's client.

@@ -16,7 +16,8 @@ use crate::engine::{
 use crate::error::{Error, Result};
 use crate::metrics::RoutingMetrics;
 use crate::store::records::{
-    AgentStateRecord, EventKind, Record, StoredWorkItem, WorkItemEvent, WorkItemRecord,
+    AgentStateRecord, EventKind, Record, StoredWorkItem, UnsentInstruction, WorkItemEvent,
+    WorkItemRecord,
 };
 use crate::store::writer::Writer;
 use std::collections::{HashMap, VecDeque};
@@ -807,9 +808,12 @@ impl Router {
                 let _ = notices.send(notice);
             }
         }
+        let mut records = Vec::new();
         for instruction in self.unsent.drain(..) {
+            records.extend(instruction.item().map(Record::Sent));
             let _ = notices.send(instruction);
         }
+        self.writer.write_detached(records);
         tracing::info!(bridge = bridge_id, session, "bridge session opened");
         self.bridges.insert(session, notices);
         (session, receiver)
@@ -1097,21 +1101,64 @@ impl Router {
         }
     }
 
-    /// Sends an instruction to every bridge session, or keeps it for the
-    /// next session to open when none is: a consumer told nothing would be
-    /// left waiting in a line they are no longer in.
-    fn instruct_bridges(&mut self, instruction: BridgeNotice) {
+    /// Sends an instruction to every bridge session, or keeps it, in memory
+    /// and in the store, for the next session to open when none is: a
+    /// consumer told nothing would be left waiting in a line they are no
+    /// longer in, even across a restart.
+    fn instruct_bridges(
+        &mut self,
+        instruction: BridgeNotice,
+        now: Timestamp,
+        records: &mut Vec<Record>,
+    ) {
         if self.to_bridges(instruction.clone()) {
             return;
         }
-        if self.unsent.len() == UNSENT_INSTRUCTIONS {
-            self.unsent.pop_front();
+        let Some(item) = instruction.item() else {
+            return;
+        };
+        let json = serde_json::to_string(&instruction);
+        // Kept in memory first: dropping the oldest must not drop this one
+        // from the store.
+        self.keep_unsent(instruction, records);
+        match json {
+            Ok(json) => records.push(Record::Unsent(UnsentInstruction {
+                work_item: item,
+                at: now,
+                instruction: json,
+            })),
+            Err(error) => tracing::error!(%item, %error, "an unsent instruction could not be kept"),
+        }
+    }
+
+    /// Keeps an instruction for the next bridge session, dropping the
+    /// oldest (and telling the store) when too many wait.
+    fn keep_unsent(&mut self, instruction: BridgeNotice, records: &mut Vec<Record>) {
+        if self.unsent.len() == UNSENT_INSTRUCTIONS
+            && let Some(item) = self.unsent.pop_front().and_then(|oldest| oldest.item())
+        {
+            records.push(Record::Sent(item));
             tracing::warn!(
                 kept = UNSENT_INSTRUCTIONS,
                 "no bridge session for a long while: the oldest unsent instruction is dropped"
             );
         }
         self.unsent.push_back(instruction);
+    }
+
+    /// Takes back the instructions no bridge session received before the
+    /// restart, oldest first.
+    pub(super) fn restore_unsent(&mut self, unsent: Vec<UnsentInstruction>) {
+        let mut records = Vec::new();
+        for kept in unsent {
+            match serde_json::from_str::<BridgeNotice>(&kept.instruction) {
+                Ok(instruction) => self.keep_unsent(instruction, &mut records),
+                Err(error) => {
+                    tracing::error!(item = %kept.work_item, %error, "a stored unsent instruction is unreadable");
+                }
+            }
+        }
+        self.writer.write_detached(records);
     }
 
     /// Sends a notice to every bridge session; false when none took it.
@@ -1299,12 +1346,16 @@ impl Router {
                 if let Some(details) = self.items.get_mut(item) {
                     details.queue = to.clone();
                 }
-                self.instruct_bridges(BridgeNotice::Overflow {
-                    item: *item,
-                    from: from.clone(),
-                    to: to.clone(),
-                    reason: limit_name(*reason),
-                });
+                self.instruct_bridges(
+                    BridgeNotice::Overflow {
+                        item: *item,
+                        from: from.clone(),
+                        to: to.clone(),
+                        reason: limit_name(*reason).to_string(),
+                    },
+                    now,
+                    records,
+                );
             }
             Effect::Rejected {
                 item,
@@ -1351,12 +1402,16 @@ impl Router {
                     queue.clone(),
                     detail.to_string(),
                 ));
-                self.instruct_bridges(BridgeNotice::Disconnect {
-                    item: *item,
-                    kind,
-                    message,
-                    reason: limit_name(*reason),
-                });
+                self.instruct_bridges(
+                    BridgeNotice::Disconnect {
+                        item: *item,
+                        kind,
+                        message,
+                        reason: limit_name(*reason).to_string(),
+                    },
+                    now,
+                    records,
+                );
                 self.close(*item);
             }
             Effect::Completed {
@@ -1440,12 +1495,16 @@ impl Router {
             }
             Effect::Cancelled { item, queue, .. } => {
                 records.push(event(*item, now, EventKind::Cancelled, queue.clone(), None));
-                self.instruct_bridges(BridgeNotice::Disconnect {
-                    item: *item,
-                    kind: DisconnectKind::Cancelled,
-                    message: String::new(),
-                    reason: "supervisor",
-                });
+                self.instruct_bridges(
+                    BridgeNotice::Disconnect {
+                        item: *item,
+                        kind: DisconnectKind::Cancelled,
+                        message: String::new(),
+                        reason: "supervisor".to_string(),
+                    },
+                    now,
+                    records,
+                );
                 self.close(*item);
             }
             Effect::Moved { item, to, .. } => {

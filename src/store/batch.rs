@@ -1,7 +1,8 @@
-//! A group commit as four statements, whatever its size: the batch's
-//! records become one JSON array per table (new work items, lifecycle
-//! events, the work items' summary columns after those events, agents'
-//! state changes), and each back-end expands an array into rows in SQL
+//! A group commit as a handful of statements, whatever its size: the
+//! batch's records become one JSON array per statement (new work items,
+//! lifecycle events, the work items' summary columns after those events,
+//! agents' state changes, unsent bridge instructions kept and dropped), and
+//! each back-end expands an array into rows in SQL
 //! (`jsonb_each` in SQLite, `jsonb_array_elements` in PostgreSQL, parsing each
 //! array once).
 //!
@@ -10,7 +11,7 @@
 //! socket to PostgreSQL), so a batch of a few thousand records spent its
 //! time in round trips, not in the database.
 
-use super::records::{EventKind, Record};
+use super::records::{EventKind, Record, UnsentInstruction};
 use super::sql::is_final;
 use crate::domain::WorkItemId;
 use serde::Serialize;
@@ -37,6 +38,11 @@ pub(super) struct BatchRows {
     pub summaries: Option<String>,
     /// Agents' routing-state changes: `[agent, at, state, reason]` each.
     pub agent_states: Option<String>,
+    /// Unsent bridge instructions to keep, one per work item (its last in
+    /// the batch): `[work_item_id, at, instruction]` each.
+    pub unsent: Option<String>,
+    /// Work items whose unsent instructions are dropped: their ids.
+    pub sent: Option<String>,
 }
 
 /// A work item's summary columns after some of its events, folded in order.
@@ -63,6 +69,10 @@ impl BatchRows {
         let mut agent_states = Vec::new();
         let mut summaries: Vec<Summary<'_>> = Vec::new();
         let mut summary_of: HashMap<WorkItemId, usize> = HashMap::new();
+        // Each work item's last word on its unsent instructions: the
+        // instruction to keep, or `None` to drop what is kept.
+        let mut instructions: Vec<(WorkItemId, Option<&UnsentInstruction>)> = Vec::new();
+        let mut instruction_of: HashMap<WorkItemId, usize> = HashMap::new();
         for record in records {
             match record {
                 Record::Created(item) => created.push((
@@ -145,6 +155,29 @@ impl BatchRows {
                     change.state.as_str(),
                     change.reason.as_deref(),
                 )),
+                Record::Unsent(unsent) => {
+                    last_word(
+                        &mut instructions,
+                        &mut instruction_of,
+                        unsent.work_item,
+                        Some(unsent),
+                    );
+                }
+                Record::Sent(item) => {
+                    last_word(&mut instructions, &mut instruction_of, *item, None);
+                }
+            }
+        }
+        let mut unsent = Vec::new();
+        let mut sent = Vec::new();
+        for (item, instruction) in instructions {
+            match instruction {
+                Some(kept) => unsent.push((
+                    item.to_string(),
+                    kept.at.millis(),
+                    kept.instruction.as_str(),
+                )),
+                None => sent.push(item.to_string()),
             }
         }
         Self {
@@ -152,6 +185,25 @@ impl BatchRows {
             events: non_empty(&events),
             summaries: non_empty(&summaries),
             agent_states: non_empty(&agent_states),
+            unsent: non_empty(&unsent),
+            sent: non_empty(&sent),
+        }
+    }
+}
+
+/// Sets a work item's last word on its unsent instructions, replacing an
+/// earlier one in the batch: a later record supersedes it.
+fn last_word<'a>(
+    words: &mut Vec<(WorkItemId, Option<&'a UnsentInstruction>)>,
+    index: &mut HashMap<WorkItemId, usize>,
+    item: WorkItemId,
+    word: Option<&'a UnsentInstruction>,
+) {
+    match index.get(&item) {
+        Some(&slot) => words[slot].1 = word,
+        None => {
+            index.insert(item, words.len());
+            words.push((item, word));
         }
     }
 }
@@ -223,6 +275,38 @@ mod tests {
                 null
             ]])
         );
+    }
+
+    #[test]
+    fn an_items_last_word_on_its_unsent_instructions_is_the_one_written() {
+        let (kept, dropped, replaced) = (WorkItemId::new(), WorkItemId::new(), WorkItemId::new());
+        let unsent = |item, at, instruction: &str| {
+            Record::Unsent(UnsentInstruction {
+                work_item: item,
+                at: Timestamp::from_millis(at),
+                instruction: instruction.into(),
+            })
+        };
+        let records = [
+            unsent(kept, 1, "overflow"),
+            unsent(dropped, 2, "overflow"),
+            Record::Sent(kept),
+            unsent(replaced, 3, "overflow"),
+            Record::Sent(dropped),
+            unsent(kept, 4, "disconnect"),
+            unsent(replaced, 5, "disconnect"),
+        ];
+        let rows = BatchRows::new(&records);
+        let kept_rows: serde_json::Value = serde_json::from_str(&rows.unsent.unwrap()).unwrap();
+        assert_eq!(
+            kept_rows,
+            serde_json::json!([
+                [kept.to_string(), 4, "disconnect"],
+                [replaced.to_string(), 5, "disconnect"]
+            ])
+        );
+        let sent: serde_json::Value = serde_json::from_str(&rows.sent.unwrap()).unwrap();
+        assert_eq!(sent, serde_json::json!([dropped.to_string()]));
     }
 
     #[test]

@@ -20,7 +20,7 @@ use crate::domain::{
 };
 use crate::error::{Error, Result};
 use async_trait::async_trait;
-use records::{AgentStateRecord, Record, StoredWorkItem, WorkItemEvent};
+use records::{AgentStateRecord, Record, StoredWorkItem, UnsentInstruction, WorkItemEvent};
 use report::{IntervalRow, ReportRange};
 use std::sync::Arc;
 
@@ -139,6 +139,9 @@ pub trait Store: Send + Sync + 'static {
     async fn work_item_events(&self, id: WorkItemId) -> Result<Vec<WorkItemEvent>>;
     /// An agent's routing-state history, oldest first.
     async fn agent_states(&self, agent: &AgentId) -> Result<Vec<AgentStateRecord>>;
+    /// The bridge instructions no bridge session has received yet, oldest
+    /// first, for recovery.
+    async fn unsent_instructions(&self) -> Result<Vec<UnsentInstruction>>;
 
     /// The interval report of the work items that first arrived in the
     /// range (see [`report`] for how each figure is counted); agents'

@@ -247,6 +247,15 @@ impl PgStore {
         SELECT e ->> 0, (e ->> 1)::bigint, e ->> 2, e ->> 3 \
         FROM jsonb_array_elements($1::jsonb) WITH ORDINALITY AS rows (e, n) ORDER BY n";
 
+    /// Keeps a batch's unsent bridge instructions, from `BatchRows::unsent`.
+    const UPSERT_UNSENT: &str = "INSERT INTO unsent_instructions (work_item_id, at, instruction) \
+        SELECT e ->> 0, (e ->> 1)::bigint, e ->> 2 FROM jsonb_array_elements($1::jsonb) AS rows (e) \
+        ON CONFLICT (work_item_id) DO UPDATE SET at = EXCLUDED.at, instruction = EXCLUDED.instruction";
+
+    /// Drops the unsent instructions of the work items in `BatchRows::sent`.
+    const DELETE_SENT: &str = "DELETE FROM unsent_instructions WHERE work_item_id = \
+        ANY(ARRAY(SELECT jsonb_array_elements_text($1::jsonb)))";
+
     /// The first segments of the interactions in a JSON array of ids.
     const SELECT_WORK_ITEMS_BY_INTERACTIONS: &str = concat!(
         "SELECT ",

@@ -195,6 +195,24 @@ pub enum Record {
     Event(WorkItemEvent),
     /// An agent's routing-state change.
     AgentState(AgentStateRecord),
+    /// An instruction for the bridge given while no bridge session was
+    /// open; it replaces any earlier one kept for the same work item.
+    Unsent(UnsentInstruction),
+    /// A bridge session received the work item's unsent instructions, or
+    /// they were given up: none is kept for it any more.
+    Sent(WorkItemId),
+}
+
+/// An instruction for the bridge (an overflow, a disconnect, …) that no
+/// bridge session has received yet, kept so that it survives a restart.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnsentInstruction {
+    /// The work item it is about.
+    pub work_item: WorkItemId,
+    /// When it was given.
+    pub at: Timestamp,
+    /// The instruction as JSON, written and read by the live path.
+    pub instruction: String,
 }
 
 /// A work item as stored, with its current state.

@@ -362,7 +362,7 @@ macro_rules! impl_sql_store {
         use $crate::error::{Error, Result};
         use $crate::store::sql::{self, QueueColumns};
         use $crate::store::records::{
-            AgentStateRecord, EventKind, Record, StoredWorkItem, WorkItemEvent,
+            AgentStateRecord, EventKind, Record, StoredWorkItem, UnsentInstruction, WorkItemEvent,
         };
         use $crate::store::report::{self, IntervalRow, ReportRange, RowKey};
         use $crate::store::{Actor, AuditEntry, Store, db_error, is_unique_violation};
@@ -381,6 +381,8 @@ macro_rules! impl_sql_store {
                     (Self::INSERT_EVENTS, rows.events),
                     (Self::UPDATE_WORK_ITEMS, rows.summaries),
                     (Self::INSERT_AGENT_STATES, rows.agent_states),
+                    (Self::UPSERT_UNSENT, rows.unsent),
+                    (Self::DELETE_SENT, rows.sent),
                 ];
                 for (statement, rows) in statements {
                     let Some(rows) = rows else { continue };
@@ -1234,6 +1236,25 @@ macro_rules! impl_sql_store {
                     });
                 }
                 Ok(states)
+            }
+
+            async fn unsent_instructions(&self) -> Result<Vec<UnsentInstruction>> {
+                let rows = sqlx::query(
+                    "SELECT work_item_id, at, instruction FROM unsent_instructions ORDER BY at, work_item_id",
+                )
+                .fetch_all(&self.pool)
+                .await
+                .map_err(db_error)?;
+                let mut unsent = Vec::with_capacity(rows.len());
+                for row in rows {
+                    let id: String = row.try_get("work_item_id").map_err(db_error)?;
+                    unsent.push(UnsentInstruction {
+                        work_item: sql::work_item_id_from_column(&id)?,
+                        at: Timestamp::from_millis(row.try_get("at").map_err(db_error)?),
+                        instruction: row.try_get("instruction").map_err(db_error)?,
+                    });
+                }
+                Ok(unsent)
             }
 
             async fn interval_report(&self, range: &ReportRange, now: Timestamp) -> Result<Vec<IntervalRow>> {

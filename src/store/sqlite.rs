@@ -94,6 +94,16 @@ impl SqliteStore {
         (agent_id, at, state, reason) \
         SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3 FROM jsonb_each($1) ORDER BY key";
 
+    /// Keeps a batch's unsent bridge instructions, from `BatchRows::unsent`.
+    /// (`WHERE true` tells SQLite's parser the upsert clause is not a join's.)
+    const UPSERT_UNSENT: &str = "INSERT INTO unsent_instructions (work_item_id, at, instruction) \
+        SELECT value ->> 0, value ->> 1, value ->> 2 FROM jsonb_each($1) WHERE true \
+        ON CONFLICT (work_item_id) DO UPDATE SET at = excluded.at, instruction = excluded.instruction";
+
+    /// Drops the unsent instructions of the work items in `BatchRows::sent`.
+    const DELETE_SENT: &str =
+        "DELETE FROM unsent_instructions WHERE work_item_id IN (SELECT value FROM json_each($1))";
+
     /// The first segments of the interactions in a JSON array of ids.
     const SELECT_WORK_ITEMS_BY_INTERACTIONS: &str = concat!(
         "SELECT ",

@@ -351,6 +351,20 @@ impl BridgeClient {
         };
         delivery
     }
+
+    /// Waits for the instruction to disconnect `item`.
+    pub async fn disconnect(&mut self, item: &str) -> pb::Disconnect {
+        let kind = self
+            .instruction(
+                "a disconnect",
+                |kind| matches!(kind, Instruction::Disconnect(d) if d.work_item_id == item),
+            )
+            .await;
+        let Instruction::Disconnect(disconnect) = kind else {
+            unreachable!("matched a disconnect")
+        };
+        disconnect
+    }
 }
 
 /// A submission request with sensible consumer details.
