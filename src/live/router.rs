@@ -417,13 +417,13 @@ impl Router {
             // still queued, and this is the bridge's retry.
             return Ok((
                 self.figures(*item, queue, false),
-                self.writer.after_queued(),
+                self.writer.after_created(*item),
             ));
         }
         if let Some((item, queue)) = self.closed_items.get(&submission.interaction_id) {
             return Ok((
                 self.figures(*item, queue.clone(), false),
-                self.writer.after_queued(),
+                self.writer.after_created(*item),
             ));
         }
         let queue = match (&submission.queue, &submission.entry_point) {

@@ -14,7 +14,9 @@
 
 use super::Store;
 use super::records::Record;
+use crate::domain::WorkItemId;
 use crate::error::{Error, Result};
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -52,7 +54,14 @@ pub trait CommitObserver: Send + Sync + 'static {
 struct Request {
     records: Vec<Record>,
     done: Option<oneshot::Sender<Result<()>>>,
+    /// A work item whose creation must have been stored for this request
+    /// to succeed (see [`Writer::after_created`]).
+    requires: Option<WorkItemId>,
 }
+
+/// How many work items whose creation the store refused the writer
+/// remembers, for [`Writer::after_created`].
+const REFUSED_KEPT: usize = 10_000;
 
 /// A handle to the writer task; cheap to clone.
 #[derive(Clone)]
@@ -99,6 +108,7 @@ impl Writer {
             max_batch: config.max_batch.max(1),
             observer,
             stopping_since: None,
+            refused: VecDeque::new(),
         };
         let handle = tokio::spawn(task.run());
         let writer = Writer {
@@ -113,7 +123,7 @@ impl Writer {
     /// Queues records; the receiver completes once they are committed.
     pub fn write(&self, records: Vec<Record>) -> oneshot::Receiver<Result<()>> {
         let (done, committed) = oneshot::channel();
-        self.enqueue(records, Some(done));
+        self.enqueue(records, Some(done), None);
         committed
     }
 
@@ -125,17 +135,36 @@ impl Writer {
         self.write(Vec::new())
     }
 
+    /// Like [`Writer::after_queued`], but fails if the store refused to
+    /// create `item`: a repeated submission is acknowledged only once the
+    /// first one's work item is stored.
+    pub fn after_created(&self, item: WorkItemId) -> oneshot::Receiver<Result<()>> {
+        let (done, committed) = oneshot::channel();
+        self.enqueue(Vec::new(), Some(done), Some(item));
+        committed
+    }
+
     /// Queues records nobody waits for (routing events).
     pub fn write_detached(&self, records: Vec<Record>) {
         if !records.is_empty() {
-            self.enqueue(records, None);
+            self.enqueue(records, None, None);
         }
     }
 
-    fn enqueue(&self, records: Vec<Record>, done: Option<oneshot::Sender<Result<()>>>) {
+    fn enqueue(
+        &self,
+        records: Vec<Record>,
+        done: Option<oneshot::Sender<Result<()>>>,
+        requires: Option<WorkItemId>,
+    ) {
         self.pending.fetch_add(records.len(), Ordering::Relaxed);
         let count = records.len();
-        if let Err(refused) = self.requests.send(Request { records, done }) {
+        let request = Request {
+            records,
+            done,
+            requires,
+        };
+        if let Err(refused) = self.requests.send(request) {
             // Only after shutdown: the task is gone, so the records cannot be written.
             self.pending.fetch_sub(count, Ordering::Relaxed);
             if let Some(done) = refused.0.done {
@@ -180,6 +209,8 @@ struct WriterTask {
     /// When the writer first found the database unavailable after every
     /// handle was dropped (the server stopping).
     stopping_since: Option<Instant>,
+    /// Work items whose creation the store refused, oldest first.
+    refused: VecDeque<WorkItemId>,
 }
 
 impl WriterTask {
@@ -215,36 +246,66 @@ impl WriterTask {
             let start = records.len();
             records.extend(request.records);
             bounds.push(start..records.len());
-            waiters.push(request.done);
+            waiters.push((request.done, request.requires));
         }
         match self.append_until_available(&records).await {
             Ok(()) => {
-                for done in waiters.into_iter().flatten() {
-                    let _ = done.send(Ok(()));
+                for (done, requires) in waiters {
+                    self.answer(done, requires, Ok(()));
                 }
             }
             Err(error @ Error::Unavailable(_)) => {
                 // Given up at shutdown. Not split: the batch may have been
                 // committed unanswered, and a part written again would be
                 // stored twice.
-                for done in waiters.into_iter().flatten() {
-                    let _ = done.send(Err(error.clone()));
+                for (done, requires) in waiters {
+                    self.answer(done, requires, Err(error.clone()));
                 }
             }
             Err(error) => {
                 tracing::warn!(%error, records = count, "batch refused; committing its requests one by one");
-                for (range, done) in bounds.into_iter().zip(waiters) {
-                    let result = self.append_until_available(&records[range]).await;
+                for (range, (done, requires)) in bounds.into_iter().zip(waiters) {
+                    let result = self.append_until_available(&records[range.clone()]).await;
                     if let Err(error) = &result {
                         tracing::error!(%error, "records refused by the store");
+                        self.remember_refused(&records[range]);
                     }
-                    if let Some(done) = done {
-                        let _ = done.send(result);
-                    }
+                    self.answer(done, requires, result);
                 }
             }
         }
         self.pending.fetch_sub(count, Ordering::Relaxed);
+    }
+
+    /// Answers a request, failing one that requires a work item whose
+    /// creation was refused.
+    fn answer(
+        &self,
+        done: Option<oneshot::Sender<Result<()>>>,
+        requires: Option<WorkItemId>,
+        result: Result<()>,
+    ) {
+        let Some(done) = done else { return };
+        let result = match requires {
+            Some(item) if result.is_ok() && self.refused.contains(&item) => {
+                tracing::error!(%item, "a repeat of a submission the store refused");
+                Err(Error::Internal)
+            }
+            _ => result,
+        };
+        let _ = done.send(result);
+    }
+
+    /// Remembers the work items that refused records would have created.
+    fn remember_refused(&mut self, records: &[Record]) {
+        for record in records {
+            if let Record::Created(item) = record {
+                if self.refused.len() == REFUSED_KEPT {
+                    self.refused.pop_front();
+                }
+                self.refused.push_back(item.id);
+            }
+        }
     }
 
     /// Pings the database and records whether it answered.
@@ -310,7 +371,7 @@ impl WriterTask {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::{Channel, Timestamp, WorkItemId};
+    use crate::domain::{Channel, Timestamp};
     use crate::store::records::WorkItemRecord;
     use std::sync::Mutex;
 
@@ -438,6 +499,39 @@ mod tests {
             "a bad request does not sink its batch"
         );
         assert_eq!(store.open_work_items().await.unwrap().len(), 2);
+        drop(writer);
+        task.await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_repeat_is_answered_as_its_first_creation_was() {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let store = sqlite_store(&dir).await;
+        let (writer, task) = default_writer(&store);
+        let id_of = |record: &Record| match record {
+            Record::Created(item) => item.id,
+            _ => unreachable!("created() makes creations"),
+        };
+        let stored = created(1);
+        // Another work item for the same interaction: the store refuses it.
+        let refused = created(1);
+        let (stored_id, refused_id) = (id_of(&stored), id_of(&refused));
+        let first = writer.write(vec![stored]);
+        let second = writer.write(vec![refused]);
+        let repeats = (
+            writer.after_created(stored_id),
+            writer.after_created(refused_id),
+        );
+        assert!(first.await.unwrap().is_ok());
+        assert!(second.await.unwrap().is_err());
+        assert!(
+            repeats.0.await.unwrap().is_ok(),
+            "a repeat of a stored item is acknowledged"
+        );
+        assert!(
+            matches!(repeats.1.await.unwrap(), Err(Error::Internal)),
+            "a repeat of a refused item is not"
+        );
         drop(writer);
         task.await.unwrap();
     }
