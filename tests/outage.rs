@@ -84,6 +84,8 @@ struct ProxyState {
     refusing: AtomicBool,
     /// What becomes of the next COMMIT a client sends, if anything.
     next_commit: Mutex<Option<CommitTrap>>,
+    /// Bytes before whose next sending the path turns into a black hole.
+    silence_before: Mutex<Option<Vec<u8>>>,
     /// True while the path is a black hole, as when a network drops packets
     /// without resetting anything: every byte is held, both ways, and so is
     /// a close, yet no socket is closed; connections made meanwhile are
@@ -155,6 +157,12 @@ impl Proxy {
         *self.state.next_commit.lock().expect("not poisoned") = Some(trap);
     }
 
+    /// The path turns into a black hole just before the next message
+    /// carrying `bytes` (a query's parameter, say) leaves the server.
+    fn silence_before(&self, bytes: &[u8]) {
+        *self.state.silence_before.lock().expect("not poisoned") = Some(bytes.to_vec());
+    }
+
     /// The database is reachable again; whatever a black hole held passes.
     fn restore(&self) {
         self.state.refusing.store(false, Ordering::SeqCst);
@@ -221,17 +229,27 @@ async fn forward(inbound: TcpStream, outbound: TcpStream, state: Arc<ProxyState>
             } else {
                 None
             };
+            let carries = |bytes: &mut Vec<u8>| chunk.windows(bytes.len()).any(|w| w == bytes);
+            // Silent before the chunk leaves: it stays held, as does the
+            // transaction or query it is part of.
+            let mut hold = state
+                .silence_before
+                .lock()
+                .expect("not poisoned")
+                .take_if(carries)
+                .is_some();
             match trap {
                 Some(CommitTrap::CutAnswer) => answer_lost.store(true, Ordering::SeqCst),
                 // Silent before the COMMIT leaves, so that its answer is held.
                 Some(CommitTrap::HoldAnswer) => {
                     state.silent.send_replace(true);
                 }
-                Some(CommitTrap::HoldCommit) => {
-                    state.silent.send_replace(true);
-                    state.passable().await;
-                }
+                Some(CommitTrap::HoldCommit) => hold = true,
                 None => {}
+            }
+            if hold {
+                state.silent.send_replace(true);
+                state.passable().await;
             }
             if to_database.write_all(chunk).await.is_err() {
                 return;
@@ -1187,15 +1205,50 @@ async fn a_commit_whose_answer_is_held_in_a_black_hole_is_not_stored_twice() {
     commit_answer_lost(CommitTrap::HoldAnswer).await;
 }
 
-/// Alice's accept is committed but its answer is lost (`trap`); it is
-/// stored once, and acknowledged once the database is back.
-async fn commit_answer_lost(trap: CommitTrap) {
-    let Some(backend) = common::postgres().await else {
-        return;
-    };
+/// PostgreSQL behind a proxy, and a centre over it with Alice; none
+/// outside CI without PostgreSQL.
+async fn proxied_centre() -> Option<(Backend, Proxy, Centre)> {
+    let backend = common::postgres().await?;
     let (proxy, url) = Proxy::in_front_of(&backend).await;
     let config = ServeConfig::ephemeral(&url);
     let centre = Centre::start_with(config, vec![support_queue()], vec![agent("alice", 3)]).await;
+    Some((backend, proxy, centre))
+}
+
+/// A submission first asks the store whether its interaction came before.
+/// When the path goes silent under that question, the submission is
+/// refused with UNAVAILABLE while the path is still silent, not held until
+/// it comes back.
+#[tokio::test]
+async fn a_submission_whose_lookup_meets_a_black_hole_is_refused() {
+    let Some((backend, proxy, centre)) = proxied_centre().await else {
+        return;
+    };
+    let mut bridge = centre.bridge().await;
+    bridge.submit("call-1", VOICE, SUPPORT).await;
+    // The lookup's query carries the interaction id as a parameter.
+    proxy.silence_before(b"call-2");
+    let request = interaction_request("call-2", VOICE, SUPPORT);
+    let status = tokio::time::timeout(HANG_GUARD, bridge.client.submit_interaction(request))
+        .await
+        .expect("the submission is answered while the path is silent")
+        .expect_err("and refused: nothing is acknowledged unstored");
+    assert_eq!(status.code(), Code::Unavailable, "{status:?}");
+    proxy.restore();
+    health_becomes(centre.server.channel().await, ServingStatus::Serving).await;
+    bridge.submit("call-2", VOICE, SUPPORT).await;
+    drop(bridge);
+    centre.server.stop().await;
+    let lifecycles = common::check_lifecycles(&backend).await;
+    assert_eq!(lifecycles, [vec![K::Queued], vec![K::Queued]]);
+}
+
+/// Alice's accept is committed but its answer is lost (`trap`); it is
+/// stored once, and acknowledged once the database is back.
+async fn commit_answer_lost(trap: CommitTrap) {
+    let Some((backend, proxy, centre)) = proxied_centre().await else {
+        return;
+    };
     let mut bridge = centre.bridge().await;
     let call = bridge.submit("call-1", VOICE, SUPPORT).await;
     let mut alice = centre.agent("alice").await;

@@ -335,6 +335,10 @@ pub(super) fn work_item_id_from_column(text: &str) -> Result<WorkItemId> {
 /// unavailable instead of holding the writer's idle probe.
 pub(super) const PING_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
 
+/// How long a lookup of earlier submissions by interaction id may take,
+/// connection included; as long as a commit's hold.
+pub(super) const LOOKUP_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// The error for work on a connection that overran its time limit
 /// (`what`, e.g. "a commit"). The connection, which may be left half-way
 /// through a query, is closed rather than given back to the pool: returning
@@ -1177,11 +1181,22 @@ macro_rules! impl_sql_store {
                 let ids: Vec<&str> = interactions.iter().map(InteractionId::as_str).collect();
                 // A list of strings always serialises.
                 let ids = serde_json::to_string(&ids).unwrap_or_default();
-                let rows = sqlx::query(Self::SELECT_WORK_ITEMS_BY_INTERACTIONS)
-                    .bind(ids)
-                    .fetch_all(&self.pool)
-                    .await
-                    .map_err(db_error)?;
+                // Every submission waits on this lookup: a silent database
+                // must not hold them past the commit's own limit.
+                let mut taken = None;
+                let answered = tokio::time::timeout(sql::LOOKUP_TIMEOUT, async {
+                    let connection = taken.insert(self.pool.acquire().await.map_err(db_error)?);
+                    sqlx::query(Self::SELECT_WORK_ITEMS_BY_INTERACTIONS)
+                        .bind(ids)
+                        .fetch_all(&mut **connection)
+                        .await
+                        .map_err(db_error)
+                })
+                .await;
+                let rows = match answered {
+                    Ok(answered) => answered?,
+                    Err(_silent) => return Err(sql::overran(taken, "a lookup of earlier submissions")),
+                };
                 rows.iter().map(Self::work_item_from_row).collect()
             }
 
