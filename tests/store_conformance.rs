@@ -357,6 +357,19 @@ mod suite {
             "a moved item stands in its new queue's line from when it moved"
         );
         assert_eq!(store.agent_states(&"bob".into()).await.unwrap().len(), 2);
+        let mut open: Vec<String> = store
+            .open_work_items()
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|stored| stored.item.interaction_id.to_string())
+            .collect();
+        open.sort();
+        assert_eq!(
+            open,
+            ["batch-waiting", "single-waiting"],
+            "a completed item is no longer open, however it was written"
+        );
     }
 
     /// More open items than one read of the store takes at a time (SQLite

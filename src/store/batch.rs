@@ -11,7 +11,7 @@
 //! socket to PostgreSQL), so a batch of a few thousand records spent its
 //! time in round trips, not in the database.
 
-use super::records::{EventKind, Record, UnsentInstruction};
+use super::records::{EventKind, Record, UnsentInstruction, WorkItemRecord};
 use super::sql::is_final;
 use crate::domain::WorkItemId;
 use serde::Serialize;
@@ -21,16 +21,19 @@ use std::collections::HashMap;
 /// statements. An empty array means its statement need not run.
 #[derive(Debug, Default)]
 pub(super) struct BatchRows {
-    /// New work items: `[id, interaction_id, segment, channel, from_address,
-    /// to_address, display_name, entry_point, language, attributes,
-    /// required_skills, priority, is_transfer, queue, arrived_at,
-    /// enqueued_at]` each.
+    /// New work items, as they stand after their events in the batch:
+    /// `[id, interaction_id, segment, channel, from_address, to_address,
+    /// display_name, entry_point, language, attributes, required_skills,
+    /// priority, is_transfer, first_queue, queue, state, agent, arrived_at,
+    /// enqueued_at, answered_at, connected_at, ended_at, completed_at,
+    /// outcome]` each. An item is written once: created with its summary,
+    /// not created and then updated.
     pub created: Option<String>,
     /// Lifecycle events in the batch's order: `[work_item_id, at, kind,
     /// queue, agent, detail]` each.
     pub events: Option<String>,
-    /// Each touched work item's summary columns after all of its events in
-    /// the batch: `[id, state, queue, agent, priority, answered_at,
+    /// Each touched work item created in an earlier batch: its summary
+    /// columns after all of its events in the batch: `[id, state, queue, agent, priority, answered_at,
     /// connected_at, ended_at, completed_at, outcome, enqueued_at]`, where a
     /// null keeps what is stored (and `ended_at` never replaces a stored
     /// one). An item joins its new queue's line when it overflows or is
@@ -43,6 +46,70 @@ pub(super) struct BatchRows {
     pub unsent: Option<String>,
     /// Work items whose unsent instructions are dropped: their ids.
     pub sent: Option<String>,
+}
+
+/// A new work item's row, its summary columns folded in.
+#[derive(Debug, Serialize)]
+struct CreatedRow<'a>(
+    String,
+    &'a str,
+    u32,
+    &'static str,
+    &'a str,
+    &'a str,
+    &'a str,
+    Option<&'a str>,
+    Option<&'a str>,
+    String,
+    String,
+    i32,
+    bool,
+    &'a str,
+    &'a str,
+    &'static str,
+    Option<&'a str>,
+    i64,
+    i64,
+    Option<i64>,
+    Option<i64>,
+    Option<i64>,
+    Option<i64>,
+    Option<&'static str>,
+);
+
+impl<'a> CreatedRow<'a> {
+    /// The row of `item` as created, after its events' `summary`, if any.
+    fn new(item: &'a WorkItemRecord, summary: Option<&Summary<'a>>) -> Self {
+        let after = |field: fn(&Summary<'a>) -> Option<i64>| summary.and_then(field);
+        Self(
+            item.id.to_string(),
+            item.interaction_id.as_str(),
+            item.segment,
+            item.channel.as_str(),
+            &item.from_address,
+            &item.to_address,
+            &item.display_name,
+            item.entry_point.as_ref().map(|address| address.as_str()),
+            item.language.as_deref(),
+            json_text(&item.attributes),
+            json_text(&item.required_skills),
+            summary
+                .and_then(|summary| summary.4)
+                .unwrap_or(item.priority),
+            item.is_transfer,
+            item.queue.as_str(),
+            summary.map_or(item.queue.as_str(), |summary| summary.2),
+            summary.and_then(|summary| summary.1).unwrap_or("waiting"),
+            summary.and_then(|summary| summary.3),
+            item.arrived_at.millis(),
+            after(|summary| summary.10).unwrap_or(item.enqueued_at.millis()),
+            after(|summary| summary.5),
+            after(|summary| summary.6),
+            after(|summary| summary.7),
+            after(|summary| summary.8),
+            summary.and_then(|summary| summary.9),
+        )
+    }
 }
 
 /// A work item's summary columns after some of its events, folded in order.
@@ -75,24 +142,7 @@ impl BatchRows {
         let mut instruction_of: HashMap<WorkItemId, usize> = HashMap::new();
         for record in records {
             match record {
-                Record::Created(item) => created.push((
-                    item.id.to_string(),
-                    item.interaction_id.as_str(),
-                    item.segment,
-                    item.channel.as_str(),
-                    &item.from_address,
-                    &item.to_address,
-                    &item.display_name,
-                    item.entry_point.as_ref().map(|address| address.as_str()),
-                    item.language.as_deref(),
-                    json_text(&item.attributes),
-                    json_text(&item.required_skills),
-                    item.priority,
-                    item.is_transfer,
-                    item.queue.as_str(),
-                    item.arrived_at.millis(),
-                    item.enqueued_at.millis(),
-                )),
+                Record::Created(item) => created.push(item),
                 Record::Event(event) => {
                     let agent = event.agent.as_ref().map(|agent| agent.as_str());
                     events.push((
@@ -180,6 +230,23 @@ impl BatchRows {
                 None => sent.push(item.to_string()),
             }
         }
+        // A new item's summary goes into its row instead of an update.
+        let mut folded = vec![false; summaries.len()];
+        let created: Vec<CreatedRow<'_>> = created
+            .into_iter()
+            .map(|item| {
+                let slot = summary_of.get(&item.id).copied();
+                if let Some(slot) = slot {
+                    folded[slot] = true;
+                }
+                CreatedRow::new(item, slot.map(|slot| &summaries[slot]))
+            })
+            .collect();
+        let summaries: Vec<&Summary<'_>> = summaries
+            .iter()
+            .zip(folded)
+            .filter_map(|(summary, folded)| (!folded).then_some(summary))
+            .collect();
         Self {
             created: non_empty(&created),
             events: non_empty(&events),
@@ -274,6 +341,42 @@ mod tests {
                 "completed",
                 null
             ]])
+        );
+    }
+
+    #[test]
+    fn a_new_item_is_written_once_with_its_events_summary() {
+        let older = WorkItemId::new();
+        let item = crate::bench::ceiling::submission(1, "sales", Timestamp::from_millis(1));
+        let [Record::Created(created), queued] = item else {
+            unreachable!("a submission is created, then queued")
+        };
+        let new = created.id;
+        let records = [
+            Record::Created(created),
+            queued,
+            event(new, 2, EventKind::Offered, Some("alice")),
+            event(older, 2, EventKind::Answered, Some("bob")),
+        ];
+        let rows = BatchRows::new(&records);
+        let created: serde_json::Value = serde_json::from_str(&rows.created.unwrap()).unwrap();
+        let row = &created[0];
+        assert_eq!(
+            (&row[14], &row[15], &row[16], &row[19]),
+            (
+                &serde_json::json!("sales"),
+                &serde_json::json!("offered"),
+                &serde_json::json!("alice"),
+                &serde_json::Value::Null
+            ),
+            "queue, state, agent, answered_at: {row}"
+        );
+        let summaries: serde_json::Value = serde_json::from_str(&rows.summaries.unwrap()).unwrap();
+        assert_eq!(summaries.as_array().unwrap().len(), 1, "{summaries}");
+        assert_eq!(
+            summaries[0][0],
+            older.to_string(),
+            "only the older item is updated"
         );
     }
 

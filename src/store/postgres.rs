@@ -218,7 +218,8 @@ impl PgStore {
         super::sql::inserted_work_item_columns!(),
         ") SELECT e ->> 0, e ->> 1, (e ->> 2)::bigint, e ->> 3, e ->> 4, e ->> 5, e ->> 6, \
          e ->> 7, e ->> 8, e ->> 9, e ->> 10, (e ->> 11)::bigint, (e ->> 12)::boolean, \
-         e ->> 13, e ->> 13, 'waiting', (e ->> 14)::bigint, (e ->> 15)::bigint \
+         e ->> 13, e ->> 14, e ->> 15, e ->> 16, (e ->> 17)::bigint, (e ->> 18)::bigint, \
+         (e ->> 19)::bigint, (e ->> 20)::bigint, (e ->> 21)::bigint, (e ->> 22)::bigint, e ->> 23 \
          FROM jsonb_array_elements($1::jsonb) WITH ORDINALITY AS rows (e, n) ORDER BY n"
     );
 

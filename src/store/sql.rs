@@ -175,7 +175,8 @@ macro_rules! inserted_work_item_columns {
     () => {
         "id, interaction_id, segment, channel, from_address, to_address, display_name, \
     entry_point, language, attributes, required_skills, priority, is_transfer, first_queue, \
-    queue_id, state, arrived_at, enqueued_at"
+    queue_id, state, agent_id, arrived_at, enqueued_at, answered_at, connected_at, ended_at, \
+    completed_at, outcome"
     };
 }
 pub(super) use inserted_work_item_columns;
