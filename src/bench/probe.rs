@@ -3,7 +3,9 @@
 //! (`process_cpu_seconds_total`, which the process collector reads from
 //! `/proc/self/stat`, `process_resident_memory_bytes` and the store writer's
 //! `switchboard_store_batch_records`); when the server runs in this process,
-//! its peak memory is the kernel's high-water mark in `/proc/self/status`.
+//! its peak memory is the kernel's high-water mark in `/proc/self/status`
+//! and its CPU time is read from `/proc/self/stat` to the clock tick, where
+//! the process collector counts whole seconds.
 
 use super::BenchError;
 use std::net::SocketAddr;
@@ -76,7 +78,11 @@ impl Probe {
             .map_err(|_| {
                 BenchError::Failed(format!("metrics_url: {host}{path} did not answer"))
             })??;
-        Ok(parse(&body))
+        let mut sample = parse(&body);
+        if self.in_process {
+            sample.cpu_secs = own_cpu_secs().or(sample.cpu_secs);
+        }
+        Ok(sample)
     }
 
     /// The server's peak resident memory until `stop` fires: the kernel's
@@ -161,6 +167,12 @@ fn parse(body: &str) -> Sample {
     sample
 }
 
+/// This process's CPU time, user and system, seconds, to the clock tick.
+fn own_cpu_secs() -> Option<f64> {
+    let stat = procfs::process::Process::myself().ok()?.stat().ok()?;
+    Some((stat.utime + stat.stime) as f64 / procfs::ticks_per_second() as f64)
+}
+
 /// This process's peak resident memory (`VmHWM`), bytes.
 fn high_water_mark() -> Option<f64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
@@ -204,6 +216,17 @@ mod tests {
             probe.metrics,
             Some(("127.0.0.1:9464".to_owned(), "/metrics".to_owned()))
         );
+    }
+
+    #[test]
+    fn this_process_cpu_time_moves_in_ticks_not_whole_seconds() {
+        let start = own_cpu_secs().expect("linux reports CPU time");
+        let mut now = start;
+        // Reading /proc spends CPU time, so this ends at the next tick.
+        while now == start {
+            now = own_cpu_secs().expect("linux reports CPU time");
+        }
+        assert!(now - start < 0.5, "{start} s, then {now} s");
     }
 
     #[test]
