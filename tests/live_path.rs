@@ -11,10 +11,12 @@ use common::sessions::{
 };
 use std::time::Duration;
 use switchboard::config::ServeConfig;
+use switchboard::domain::WorkItemId;
 use switchboard::proto::v1 as pb;
 use switchboard::proto::v1::bridge_service_client::BridgeServiceClient;
 use switchboard::proto::v1::presence_service_client::PresenceServiceClient;
 use switchboard::store::records::EventKind as K;
+use switchboard::store::records::{Record, UnsentInstruction};
 use tonic::Code;
 
 const VOICE: pb::Channel = pb::Channel::Voice;
@@ -474,6 +476,34 @@ async fn an_instruction_given_while_no_bridge_session_is_open_survives_a_crash()
         store.close().await;
         let lifecycles = common::check_lifecycles(&backend).await;
         assert_eq!(lifecycles[0].last(), Some(&K::Cancelled), "{lifecycles:?}");
+    }
+}
+
+#[tokio::test]
+async fn an_unreadable_stored_instruction_is_dropped_at_start() {
+    for backend in common::backends().await {
+        let centre = Centre::start(&backend, support_queue(), vec![]).await;
+        let call = centre.bridge().await.submit("call-1", VOICE, SUPPORT).await;
+        centre.server.stop().await;
+        let store = switchboard::store::connect(&backend.url)
+            .await
+            .expect("the store opens");
+        let garbled = UnsentInstruction {
+            work_item: WorkItemId(call.work_item_id.parse().expect("a work item id")),
+            at: switchboard::domain::Timestamp::from_millis(1),
+            instruction: "{not json".into(),
+        };
+        store.append(&[Record::Unsent(garbled)]).await.unwrap();
+
+        let restarted = TestServer::start(&backend.url).await;
+        restarted.stop().await;
+        assert_eq!(
+            store.unsent_instructions().await.unwrap(),
+            [],
+            "on {}: logged once and dropped, not kept for every start",
+            backend.name
+        );
+        store.close().await;
     }
 }
 

@@ -1137,7 +1137,11 @@ impl Router {
         if self.unsent.len() == UNSENT_INSTRUCTIONS
             && let Some(item) = self.unsent.pop_front().and_then(|oldest| oldest.item())
         {
-            records.push(Record::Sent(item));
+            // The store keeps an item's latest instruction only: it stays
+            // while a later one for the item waits here.
+            if !self.unsent.iter().any(|later| later.item() == Some(item)) {
+                records.push(Record::Sent(item));
+            }
             tracing::warn!(
                 kept = UNSENT_INSTRUCTIONS,
                 "no bridge session for a long while: the oldest unsent instruction is dropped"
@@ -1154,7 +1158,8 @@ impl Router {
             match serde_json::from_str::<BridgeNotice>(&kept.instruction) {
                 Ok(instruction) => self.keep_unsent(instruction, &mut records),
                 Err(error) => {
-                    tracing::error!(item = %kept.work_item, %error, "a stored unsent instruction is unreadable");
+                    tracing::error!(item = %kept.work_item, %error, "a stored unsent instruction is unreadable; dropped");
+                    records.push(Record::Sent(kept.work_item));
                 }
             }
         }
