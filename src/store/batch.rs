@@ -33,9 +33,9 @@ pub(super) struct BatchRows {
     /// queue, agent, detail]` each.
     pub events: Option<String>,
     /// Each touched work item created in an earlier batch: its summary
-    /// columns after all of its events in the batch: `[id, state, queue, agent, priority, answered_at,
-    /// connected_at, ended_at, completed_at, outcome, enqueued_at]`, where a
-    /// null keeps what is stored (and `ended_at` never replaces a stored
+    /// columns after all of its events in the batch: `[id, state, queue,
+    /// agent, priority, answered_at, connected_at, ended_at, completed_at,
+    /// outcome, enqueued_at]`, where a null keeps what is stored (and `ended_at` never replaces a stored
     /// one). An item joins its new queue's line when it overflows or is
     /// moved, so those events set `enqueued_at`, which orders the line.
     pub summaries: Option<String>,
@@ -80,7 +80,6 @@ struct CreatedRow<'a>(
 impl<'a> CreatedRow<'a> {
     /// The row of `item` as created, after its events' `summary`, if any.
     fn new(item: &'a WorkItemRecord, summary: Option<&Summary<'a>>) -> Self {
-        let after = |field: fn(&Summary<'a>) -> Option<i64>| summary.and_then(field);
         Self(
             item.id.to_string(),
             item.interaction_id.as_str(),
@@ -102,11 +101,13 @@ impl<'a> CreatedRow<'a> {
             summary.and_then(|summary| summary.1).unwrap_or("waiting"),
             summary.and_then(|summary| summary.3),
             item.arrived_at.millis(),
-            after(|summary| summary.10).unwrap_or(item.enqueued_at.millis()),
-            after(|summary| summary.5),
-            after(|summary| summary.6),
-            after(|summary| summary.7),
-            after(|summary| summary.8),
+            summary
+                .and_then(|summary| summary.10)
+                .unwrap_or(item.enqueued_at.millis()),
+            summary.and_then(|summary| summary.5),
+            summary.and_then(|summary| summary.6),
+            summary.and_then(|summary| summary.7),
+            summary.and_then(|summary| summary.8),
             summary.and_then(|summary| summary.9),
         )
     }
