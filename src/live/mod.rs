@@ -18,7 +18,7 @@ mod router;
 mod stats;
 
 pub use clock::Clock;
-pub use notices::{AgentNotice, BridgeNotice, DisconnectKind, OpenInteraction};
+pub use notices::{AgentNotice, BridgeNotice, DisconnectKind, OfferNotice, OpenInteraction};
 pub use op::{BridgeReport, Submission, Submitted};
 pub use stats::{AgentStats, QueueStats, StatsFrame, WATCH_BACKLOG};
 

@@ -87,32 +87,37 @@ impl BridgeNotice {
     }
 }
 
+/// A work item offered to an agent, as its client is told of it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OfferNotice {
+    /// The work item.
+    pub item: WorkItemId,
+    /// The bridge's interaction id.
+    pub interaction: InteractionId,
+    /// Its channel.
+    pub channel: Channel,
+    /// The consumer's address.
+    pub from_address: String,
+    /// The consumer's display name.
+    pub display_name: String,
+    /// Context from the bridge.
+    pub attributes: BTreeMap<String, String>,
+    /// The consumer's language.
+    pub language: Option<String>,
+    /// The queue it comes from.
+    pub queue: QueueId,
+    /// The wait so far.
+    pub waited: Duration,
+    /// When the offer times out.
+    pub expires_at: Timestamp,
+}
+
 /// An event for an agent's client.
 #[derive(Debug, Clone, PartialEq)]
 pub enum AgentNotice {
-    /// A work item is offered.
-    Offer {
-        /// The work item.
-        item: WorkItemId,
-        /// The bridge's interaction id.
-        interaction: InteractionId,
-        /// Its channel.
-        channel: Channel,
-        /// The consumer's address.
-        from_address: String,
-        /// The consumer's display name.
-        display_name: String,
-        /// Context from the bridge.
-        attributes: BTreeMap<String, String>,
-        /// The consumer's language.
-        language: Option<String>,
-        /// The queue it comes from.
-        queue: QueueId,
-        /// The wait so far.
-        waited: Duration,
-        /// When the offer times out.
-        expires_at: Timestamp,
-    },
+    /// A work item is offered. Boxed, so that a notice stays small: every
+    /// session's channel of notices sets aside room for 32 of them up front.
+    Offer(Box<OfferNotice>),
     /// An offer ended without being accepted.
     OfferEnded {
         /// The work item.
@@ -156,4 +161,20 @@ pub struct OpenInteraction {
     pub agent: Option<AgentId>,
     /// First arrival.
     pub arrived_at: Timestamp,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::AgentNotice;
+
+    /// Every connected agent's channel of notices sets aside room for 32 of
+    /// them, so a notice's size counts in the server's memory per session.
+    #[test]
+    fn an_agent_notice_stays_small() {
+        assert!(
+            std::mem::size_of::<AgentNotice>() <= 64,
+            "AgentNotice is {} bytes; box its large variants",
+            std::mem::size_of::<AgentNotice>()
+        );
+    }
 }

@@ -2,7 +2,7 @@
 //! order, fires the engine's timers, and turns every effect into durable
 //! records, bridge instructions and agent events.
 
-use super::notices::{AgentNotice, BridgeNotice, DisconnectKind, OpenInteraction};
+use super::notices::{AgentNotice, BridgeNotice, DisconnectKind, OfferNotice, OpenInteraction};
 use super::op::{BridgeReport, Commit, Op, Submission, Submitted};
 use super::stats::{Board, StatsFrame};
 use super::{Clock, LiveConfig, WaitTarget};
@@ -1252,7 +1252,7 @@ impl Router {
                 ));
                 if let Some(details) = self.items.get(item) {
                     let record = &details.record;
-                    let notice = AgentNotice::Offer {
+                    let notice = AgentNotice::Offer(Box::new(OfferNotice {
                         item: *item,
                         interaction: record.interaction_id.clone(),
                         channel: record.channel,
@@ -1263,7 +1263,7 @@ impl Router {
                         queue: queue.clone(),
                         waited: now.since(record.arrived_at),
                         expires_at: *expires_at,
-                    };
+                    }));
                     self.to_agent(agent, notice);
                 }
             }
