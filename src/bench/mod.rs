@@ -69,7 +69,10 @@ pub struct BenchArgs {
     #[arg(long, default_value_t = 0, env = "SWITCHBOARD_BENCH_WAITING")]
     pub waiting: u32,
     /// Before the load, holds this many agent sessions open (signed in, not
-    /// ready) and reads how much the server's memory grew per session.
+    /// ready) and reads how much the server's memory grew per session. After
+    /// --waiting on the same server, the sessions may reuse memory the
+    /// waiting items freed, which flatters the figure: measure each on a
+    /// fresh server.
     #[arg(long, default_value_t = 0, env = "SWITCHBOARD_BENCH_SESSIONS")]
     pub sessions: u32,
     /// Where the embedded server stores and the raw commit rate is measured:
@@ -319,6 +322,12 @@ async fn measure(plan: &LoadPlan, probe: &Probe, args: &BenchArgs) -> Result<Mea
     }
     if args.sessions > 0 {
         eprintln!("switchboard bench: {} agent sessions", args.sessions);
+        if args.waiting > 0 {
+            eprintln!(
+                "switchboard bench: the sessions may reuse memory the waiting items freed; \
+                 measure them on a fresh server for a figure of their own"
+            );
+        }
         footprint.sessions = Some(footprint::sessions(plan, probe, args.sessions).await?);
     }
     let before = probe.sample().await?;
