@@ -8,6 +8,12 @@ use switchboard::config::ServeConfig;
 use switchboard::server::{self, Listeners};
 use tracing_subscriber::EnvFilter;
 
+/// jemalloc instead of glibc's allocator: every gRPC message allocates and
+/// frees small buffers, across threads, and under `switchboard bench` glibc's
+/// malloc and free took about a tenth of the CPU (README, Performance).
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 /// Switchboard, an automatic call distributor for contact centres.
 #[derive(Parser)]
 #[command(version, about)]
