@@ -18,7 +18,8 @@ use serde::Serialize;
 use std::collections::HashMap;
 
 /// A batch of records as the JSON parameters of the back-ends' bulk
-/// statements. An empty array means its statement need not run.
+/// statements. `None` means no rows of that kind: PostgreSQL skips the
+/// statement, SQLite binds a null, which `json_each` reads as no rows.
 #[derive(Debug, Default)]
 pub(super) struct BatchRows {
     /// New work items, as they stand after their events in the batch:

@@ -209,6 +209,32 @@ impl PgStore {
         *self.unanswered.lock().expect("not poisoned") = Some(unanswered);
     }
 
+    /// Writes a batch's rows inside the caller's transaction, a statement
+    /// per kind of row.
+    async fn write_batch(
+        tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+        records: &[Record],
+    ) -> crate::error::Result<()> {
+        let batch = super::batch::BatchRows::new(records);
+        let statements = [
+            (Self::INSERT_WORK_ITEMS, batch.created),
+            (Self::INSERT_EVENTS, batch.events),
+            (Self::UPDATE_WORK_ITEMS, batch.summaries),
+            (Self::INSERT_AGENT_STATES, batch.agent_states),
+            (Self::UPSERT_UNSENT, batch.unsent),
+            (Self::DELETE_SENT, batch.sent),
+        ];
+        for (statement, kind) in statements {
+            let Some(json) = kind else { continue };
+            sqlx::query(statement)
+                .bind(json)
+                .execute(&mut **tx)
+                .await
+                .map_err(super::db_error)?;
+        }
+        Ok(())
+    }
+
     /// Starts a write transaction: read committed is enough: constraints and row locks guard every write.
     const BEGIN_WRITE: &str = "BEGIN";
 

@@ -371,35 +371,12 @@ macro_rules! impl_sql_store {
         };
         use $crate::store::report::{self, IntervalRow, ReportRange, RowKey};
         use $crate::store::{Actor, AuditEntry, Store, db_error, is_unique_violation};
-        use $crate::store::batch::BatchRows;
         use sqlx::Row;
         use std::collections::HashMap;
 
         type Tx<'a> = sqlx::Transaction<'a, $db>;
 
         impl $store {
-            /// Writes a batch's rows inside the caller's transaction.
-            async fn write_batch(tx: &mut Tx<'_>, records: &[Record]) -> Result<()> {
-                let rows = BatchRows::new(records);
-                let statements = [
-                    (Self::INSERT_WORK_ITEMS, rows.created),
-                    (Self::INSERT_EVENTS, rows.events),
-                    (Self::UPDATE_WORK_ITEMS, rows.summaries),
-                    (Self::INSERT_AGENT_STATES, rows.agent_states),
-                    (Self::UPSERT_UNSENT, rows.unsent),
-                    (Self::DELETE_SENT, rows.sent),
-                ];
-                for (statement, rows) in statements {
-                    let Some(rows) = rows else { continue };
-                    sqlx::query(statement)
-                        .bind(rows)
-                        .execute(&mut **tx)
-                        .await
-                        .map_err(db_error)?;
-                }
-                Ok(())
-            }
-
             /// Appends an audit row inside the caller's transaction.
             async fn audit(
                 tx: &mut Tx<'_>,

@@ -54,56 +54,59 @@ impl SqliteStore {
             .begin_with(Self::BEGIN_WRITE)
             .await
             .map_err(super::db_error)?;
-        Self::write_batch(&mut tx, records).await?;
+        let batch = super::batch::BatchRows::new(records);
+        sqlx::query(Self::WRITE_BATCH)
+            .bind(batch.created)
+            .bind(batch.events)
+            .bind(batch.summaries)
+            .bind(batch.agent_states)
+            .bind(batch.unsent)
+            .bind(batch.sent)
+            .execute(&mut *tx)
+            .await
+            .map_err(super::db_error)?;
         tx.commit().await.map_err(super::db_error)
     }
 
     /// Starts a write transaction: takes the write lock at once, so a transaction that reads before it writes never fails to upgrade its lock.
     const BEGIN_WRITE: &str = "BEGIN IMMEDIATE";
 
-    /// Inserts the new work items of a batch, from `BatchRows::created`.
-    const INSERT_WORK_ITEMS: &str = concat!(
+    /// Writes a batch's rows, from [`BatchRows`](super::batch::BatchRows):
+    /// one statement per kind of row, sent together so that the batch costs
+    /// one round trip to SQLite's worker thread, not six. `$1` new work
+    /// items; `$2` lifecycle events, in order; `$3` summaries of work items
+    /// created in earlier batches; `$4` agents' state changes; `$5` unsent
+    /// instructions to keep; `$6` work items whose unsent instructions are
+    /// dropped. A null parameter is an empty set of rows. (In the fifth,
+    /// `WHERE true` tells SQLite's parser the upsert clause is not a join's.)
+    const WRITE_BATCH: &str = concat!(
         "INSERT INTO work_items (",
         super::sql::inserted_work_item_columns!(),
         ") SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4, value ->> 5, \
          value ->> 6, value ->> 7, value ->> 8, value ->> 9, value ->> 10, value ->> 11, \
          value ->> 12, value ->> 13, value ->> 14, value ->> 15, value ->> 16, value ->> 17, \
          value ->> 18, value ->> 19, value ->> 20, value ->> 21, value ->> 22, value ->> 23 \
-         FROM jsonb_each($1) ORDER BY key"
+         FROM jsonb_each($1) ORDER BY key;\n",
+        "INSERT INTO work_item_events (work_item_id, at, kind, queue_id, agent_id, detail) \
+         SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4, value ->> 5 \
+         FROM jsonb_each($2) ORDER BY key;\n",
+        "UPDATE work_items SET \
+         state = COALESCE(u.value ->> 1, state), queue_id = u.value ->> 2, \
+         agent_id = u.value ->> 3, priority = COALESCE(u.value ->> 4, priority), \
+         answered_at = COALESCE(u.value ->> 5, answered_at), \
+         connected_at = COALESCE(u.value ->> 6, connected_at), \
+         ended_at = COALESCE(ended_at, u.value ->> 7), \
+         completed_at = COALESCE(u.value ->> 8, completed_at), \
+         outcome = COALESCE(u.value ->> 9, outcome), \
+         enqueued_at = COALESCE(u.value ->> 10, enqueued_at) \
+         FROM jsonb_each($3) AS u WHERE work_items.id = u.value ->> 0;\n",
+        "INSERT INTO agent_state_history (agent_id, at, state, reason) \
+         SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3 FROM jsonb_each($4) ORDER BY key;\n",
+        "INSERT INTO unsent_instructions (work_item_id, at, instruction) \
+         SELECT value ->> 0, value ->> 1, value ->> 2 FROM jsonb_each($5) WHERE true \
+         ON CONFLICT (work_item_id) DO UPDATE SET at = excluded.at, instruction = excluded.instruction;\n",
+        "DELETE FROM unsent_instructions WHERE work_item_id IN (SELECT value FROM json_each($6))"
     );
-
-    /// Inserts a batch's lifecycle events in order, from `BatchRows::events`.
-    const INSERT_EVENTS: &str = "INSERT INTO work_item_events \
-        (work_item_id, at, kind, queue_id, agent_id, detail) \
-        SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4, value ->> 5 \
-        FROM jsonb_each($1) ORDER BY key";
-
-    /// Brings work items' summary columns up to date, from `BatchRows::summaries`.
-    const UPDATE_WORK_ITEMS: &str = "UPDATE work_items SET \
-        state = COALESCE(u.value ->> 1, state), queue_id = u.value ->> 2, \
-        agent_id = u.value ->> 3, priority = COALESCE(u.value ->> 4, priority), \
-        answered_at = COALESCE(u.value ->> 5, answered_at), \
-        connected_at = COALESCE(u.value ->> 6, connected_at), \
-        ended_at = COALESCE(ended_at, u.value ->> 7), \
-        completed_at = COALESCE(u.value ->> 8, completed_at), \
-        outcome = COALESCE(u.value ->> 9, outcome), \
-        enqueued_at = COALESCE(u.value ->> 10, enqueued_at) \
-        FROM jsonb_each($1) AS u WHERE work_items.id = u.value ->> 0";
-
-    /// Inserts a batch's agent state changes, from `BatchRows::agent_states`.
-    const INSERT_AGENT_STATES: &str = "INSERT INTO agent_state_history \
-        (agent_id, at, state, reason) \
-        SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3 FROM jsonb_each($1) ORDER BY key";
-
-    /// Keeps a batch's unsent bridge instructions, from `BatchRows::unsent`.
-    /// (`WHERE true` tells SQLite's parser the upsert clause is not a join's.)
-    const UPSERT_UNSENT: &str = "INSERT INTO unsent_instructions (work_item_id, at, instruction) \
-        SELECT value ->> 0, value ->> 1, value ->> 2 FROM jsonb_each($1) WHERE true \
-        ON CONFLICT (work_item_id) DO UPDATE SET at = excluded.at, instruction = excluded.instruction";
-
-    /// Drops the unsent instructions of the work items in `BatchRows::sent`.
-    const DELETE_SENT: &str =
-        "DELETE FROM unsent_instructions WHERE work_item_id IN (SELECT value FROM json_each($1))";
 
     /// The first segments of the interactions in a JSON array of ids.
     const SELECT_WORK_ITEMS_BY_INTERACTIONS: &str = concat!(
