@@ -118,7 +118,7 @@ fn request(agent: &AgentId, kind: pb::agent_message::Kind) -> Result<Option<Comm
 
 /// Where a session's events go out. They are boxed: the channel sets aside
 /// room for 32 messages up front, which unboxed took about 8 KiB of the
-/// 22 KiB a connected agent cost the server (boxed, 256 bytes).
+/// 22 KiB a connected agent cost the server (boxed, 512 bytes).
 type Outbound = mpsc::UnboundedSender<OutboundMessage>;
 
 /// One message out on a session's stream.
