@@ -29,24 +29,24 @@ pub(super) struct BatchRows {
     /// enqueued_at, answered_at, connected_at, ended_at, completed_at,
     /// outcome]` each. An item is written once: created with its summary,
     /// not created and then updated.
-    pub created: Option<String>,
+    created: Option<String>,
     /// Lifecycle events in the batch's order: `[work_item_id, at, kind,
     /// queue, agent, detail]` each.
-    pub events: Option<String>,
+    events: Option<String>,
     /// Each touched work item created in an earlier batch: its summary
     /// columns after all of its events in the batch: `[id, state, queue,
     /// agent, priority, answered_at, connected_at, ended_at, completed_at,
     /// outcome, enqueued_at]`, where a null keeps what is stored (and `ended_at` never replaces a stored
     /// one). An item joins its new queue's line when it overflows or is
     /// moved, so those events set `enqueued_at`, which orders the line.
-    pub summaries: Option<String>,
+    summaries: Option<String>,
     /// Agents' routing-state changes: `[agent, at, state, reason]` each.
-    pub agent_states: Option<String>,
+    agent_states: Option<String>,
     /// Unsent bridge instructions to keep, one per work item (its last in
     /// the batch): `[work_item_id, at, instruction]` each.
-    pub unsent: Option<String>,
+    unsent: Option<String>,
     /// Work items whose unsent instructions are dropped: their ids.
-    pub sent: Option<String>,
+    sent: Option<String>,
 }
 
 /// A new work item's row, its summary columns folded in.
@@ -257,6 +257,20 @@ impl BatchRows {
             unsent: non_empty(&unsent),
             sent: non_empty(&sent),
         }
+    }
+
+    /// The six kinds of rows in the order the back-ends write them, which
+    /// is also SQLite's parameter order: new work items, events, summaries,
+    /// agent states, unsent instructions kept, unsent instructions dropped.
+    pub(super) fn in_order(self) -> [Option<String>; 6] {
+        [
+            self.created,
+            self.events,
+            self.summaries,
+            self.agent_states,
+            self.unsent,
+            self.sent,
+        ]
     }
 }
 

@@ -210,21 +210,21 @@ impl PgStore {
     }
 
     /// Writes a batch's rows inside the caller's transaction, a statement
-    /// per kind of row.
+    /// per kind of row, in [`BatchRows::in_order`](super::batch::BatchRows::in_order)'s order.
     async fn write_batch(
         tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
         records: &[Record],
     ) -> crate::error::Result<()> {
-        let batch = super::batch::BatchRows::new(records);
         let statements = [
-            (Self::INSERT_WORK_ITEMS, batch.created),
-            (Self::INSERT_EVENTS, batch.events),
-            (Self::UPDATE_WORK_ITEMS, batch.summaries),
-            (Self::INSERT_AGENT_STATES, batch.agent_states),
-            (Self::UPSERT_UNSENT, batch.unsent),
-            (Self::DELETE_SENT, batch.sent),
+            Self::INSERT_WORK_ITEMS,
+            Self::INSERT_EVENTS,
+            Self::UPDATE_WORK_ITEMS,
+            Self::INSERT_AGENT_STATES,
+            Self::UPSERT_UNSENT,
+            Self::DELETE_SENT,
         ];
-        for (statement, kind) in statements {
+        let kinds = super::batch::BatchRows::new(records).in_order();
+        for (statement, kind) in statements.into_iter().zip(kinds) {
             let Some(json) = kind else { continue };
             sqlx::query(statement)
                 .bind(json)

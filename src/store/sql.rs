@@ -169,8 +169,8 @@ pub(super) const SELECT_AGENT_QUEUES: &str = "SELECT agent_id, queue_id FROM age
     WHERE ($1 IS NULL OR agent_id = $1) ORDER BY agent_id, ordinal";
 
 /// The columns of `work_items` a new work item fills, in the order of
-/// [`BatchRows::created`](super::batch::BatchRows) (the queue twice, as first
-/// and current queue), followed by its initial state and agent.
+/// [`BatchRows::created`](super::batch::BatchRows)'s rows: what it was
+/// created with, then its summary after its events in the batch.
 macro_rules! inserted_work_item_columns {
     () => {
         "id, interaction_id, segment, channel, from_address, to_address, display_name, \

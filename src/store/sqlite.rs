@@ -54,24 +54,18 @@ impl SqliteStore {
             .begin_with(Self::BEGIN_WRITE)
             .await
             .map_err(super::db_error)?;
-        let batch = super::batch::BatchRows::new(records);
-        sqlx::query(Self::WRITE_BATCH)
-            .bind(batch.created)
-            .bind(batch.events)
-            .bind(batch.summaries)
-            .bind(batch.agent_states)
-            .bind(batch.unsent)
-            .bind(batch.sent)
-            .execute(&mut *tx)
-            .await
-            .map_err(super::db_error)?;
+        let mut query = sqlx::query(Self::WRITE_BATCH);
+        for kind in super::batch::BatchRows::new(records).in_order() {
+            query = query.bind(kind);
+        }
+        query.execute(&mut *tx).await.map_err(super::db_error)?;
         tx.commit().await.map_err(super::db_error)
     }
 
     /// Starts a write transaction: takes the write lock at once, so a transaction that reads before it writes never fails to upgrade its lock.
     const BEGIN_WRITE: &str = "BEGIN IMMEDIATE";
 
-    /// Writes a batch's rows, from [`BatchRows`](super::batch::BatchRows):
+    /// Writes a batch's rows, from [`BatchRows::in_order`](super::batch::BatchRows::in_order):
     /// one statement per kind of row, sent together so that the batch costs
     /// one round trip to SQLite's worker thread, not six. `$1` new work
     /// items; `$2` lifecycle events, in order; `$3` summaries of work items
