@@ -62,7 +62,27 @@ fn a_short_embedded_run_reports_submissions_offers_and_ordered_latencies() {
     );
 
     // The server's own figures and the ceilings are there, and positive.
-    assert!(number(&report, &["server", "cpu_secs"]) > 0.0, "{report:#}");
+    let cpu_secs = number(&report, &["server", "cpu_secs"]);
+    assert!(cpu_secs > 0.0, "{report:#}");
+    // The CPU while submitting is a part of the whole run's, per submission.
+    let per_submission = number(&report, &["server", "cpu_us_per_submission"]);
+    assert!(per_submission > 0.0, "{report:#}");
+    assert!(
+        per_submission * submissions / 1e6 <= cpu_secs + 1e-9,
+        "{report:#}"
+    );
+    assert!(
+        number(&report, &["server", "cpu_share_while_submitting"]) > 0.0,
+        "{report:#}"
+    );
+    assert!(
+        number(&report, &["ceiling", "echo_cpu_us_per_call"]) > 0.0,
+        "{report:#}"
+    );
+    assert!(
+        number(&report, &["ceiling", "cpu_per_submission_vs_echo_call"]) > 0.0,
+        "{report:#}"
+    );
     assert!(
         number(&report, &["server", "peak_rss_bytes"]) > 0.0,
         "{report:#}"

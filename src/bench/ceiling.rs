@@ -6,6 +6,7 @@
 
 use super::BenchError;
 use super::load::{self, LoadPlan};
+use super::probe::own_cpu_secs;
 use crate::domain::{Channel, Queue, Timestamp, WorkItemId};
 use crate::proto::bench::echo_service_client::EchoServiceClient;
 use crate::proto::bench::echo_service_server::{EchoService, EchoServiceServer};
@@ -33,10 +34,19 @@ impl EchoService for Echo {
     }
 }
 
+/// What the echo ceiling measured.
+pub struct EchoCeiling {
+    /// Calls answered per second.
+    pub calls_per_sec: f64,
+    /// Cores this process kept busy meanwhile (it holds the echo service
+    /// and its callers), when Linux tells its CPU time.
+    pub cpu_share_of_one_core: Option<f64>,
+}
+
 /// Serves the echo service on `127.0.0.1:0` and calls it as fast as it
 /// answers, with the plan's connections and concurrency, for the plan's
-/// duration; returns calls per second.
-pub async fn echo(plan: &LoadPlan) -> Result<f64, BenchError> {
+/// duration.
+pub async fn echo(plan: &LoadPlan) -> Result<EchoCeiling, BenchError> {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .map_err(|error| BenchError::Failed(format!("cannot bind the echo service: {error}")))?;
@@ -53,6 +63,7 @@ pub async fn echo(plan: &LoadPlan) -> Result<f64, BenchError> {
     );
     let channels = load::connect(&format!("http://{address}"), plan.connections).await?;
     let calls = Arc::new(AtomicU64::new(0));
+    let cpu_at_start = own_cpu_secs();
     let start = Instant::now();
     let end = start + plan.duration;
     let mut workers = Vec::new();
@@ -81,7 +92,11 @@ pub async fn echo(plan: &LoadPlan) -> Result<f64, BenchError> {
             }
         }
     }
-    let elapsed = start.elapsed().as_secs_f64();
+    let elapsed = start.elapsed().as_secs_f64().max(1e-9);
+    let cpu_secs = match (cpu_at_start, own_cpu_secs()) {
+        (Some(before), Some(after)) => Some(after - before),
+        _ => None,
+    };
     let _ = stop.send(());
     drop(channels);
     match server.await {
@@ -100,7 +115,10 @@ pub async fn echo(plan: &LoadPlan) -> Result<f64, BenchError> {
     if let Some(error) = failure {
         return Err(error);
     }
-    Ok(calls.load(Ordering::Relaxed) as f64 / elapsed.max(1e-9))
+    Ok(EchoCeiling {
+        calls_per_sec: calls.load(Ordering::Relaxed) as f64 / elapsed,
+        cpu_share_of_one_core: cpu_secs.map(|cpu| cpu / elapsed),
+    })
 }
 
 /// The records the n-th submission into `queue` writes: its work item and

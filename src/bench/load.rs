@@ -5,6 +5,7 @@
 //! its submission was acknowledged to the moment it reached an agent's stream.
 
 use super::BenchError;
+use super::probe::Probe;
 use crate::proto::v1 as pb;
 use crate::proto::v1::agent_service_client::AgentServiceClient;
 use crate::proto::v1::bridge_service_client::BridgeServiceClient;
@@ -66,6 +67,8 @@ pub struct LoadResult {
     pub rejected: u64,
     /// Seconds from the first submission to the last answer.
     pub submit_secs: f64,
+    /// The server's CPU time over those seconds, when the probe reads it.
+    pub submit_cpu_secs: Option<f64>,
     /// First offers of acknowledged items that reached an agent, each timed.
     pub offers: u64,
     /// Further offers of items already offered once (after a decline, a
@@ -262,7 +265,8 @@ impl Bridge {
 
 /// Runs the load: signs the agents in, opens the bridge's session, submits
 /// for the plan's duration, waits for the flows to finish, then signs out.
-pub async fn run(plan: &LoadPlan) -> Result<LoadResult, BenchError> {
+/// The server's CPU time is read from `probe` as submissions start and end.
+pub async fn run(plan: &LoadPlan, probe: &Probe) -> Result<LoadResult, BenchError> {
     let channels = connect(&plan.url, plan.connections).await?;
     let run_id = uuid::Uuid::new_v4().simple().to_string();
     let (bridge, bridge_reader) = open_bridge(channels[0].clone(), &run_id).await?;
@@ -310,6 +314,9 @@ pub async fn run(plan: &LoadPlan) -> Result<LoadResult, BenchError> {
         )));
     }
 
+    // A CPU reading that fails leaves the figure out, not the run.
+    let cpu_now = || async { probe.sample().await.ok().and_then(|sample| sample.cpu_secs) };
+    let cpu_at_start = cpu_now().await;
     let start = Instant::now();
     let end = start + plan.duration;
     let next = Arc::new(AtomicU64::new(0));
@@ -346,6 +353,10 @@ pub async fn run(plan: &LoadPlan) -> Result<LoadResult, BenchError> {
         }
     }
     let submit_secs = start.elapsed().as_secs_f64();
+    let submit_cpu_secs = match (cpu_at_start, cpu_now().await) {
+        (Some(before), Some(after)) => Some(after - before),
+        _ => None,
+    };
 
     let drained = Instant::now() + plan.duration.clamp(DRAIN.0, DRAIN.1);
     while failure.is_none()
@@ -390,6 +401,7 @@ pub async fn run(plan: &LoadPlan) -> Result<LoadResult, BenchError> {
         submitted,
         rejected,
         submit_secs,
+        submit_cpu_secs,
         offers: closed.offers - closed.reoffers,
         reoffers: closed.reoffers,
         offers_before_ack: shared.offers_before_ack.load(Ordering::Relaxed),

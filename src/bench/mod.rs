@@ -27,6 +27,7 @@ use crate::config::ServeConfig;
 use crate::sim::command::TempDatabase;
 use crate::sim::live::EmbeddedServer;
 use crate::store::ScratchSchema;
+use ceiling::EchoCeiling;
 use footprint::Growth;
 use hdrhistogram::Histogram;
 use load::{LoadPlan, LoadResult, Pace};
@@ -230,7 +231,7 @@ struct Outcome {
     before: Sample,
     after: Sample,
     peak_rss_bytes: Option<f64>,
-    echo_calls_per_sec: f64,
+    echo: EchoCeiling,
     raw_records_per_sec: f64,
     footprint: Footprint,
 }
@@ -267,7 +268,7 @@ pub async fn run(args: &BenchArgs, options: &ClientOptions) -> Result<(), BenchE
     database.remove().await;
     let (load, before, after, peak_rss_bytes, footprint) = measured?;
     eprintln!("switchboard bench: measuring the echo ceiling");
-    let echo_calls_per_sec = ceiling::echo(&plan).await?;
+    let echo = ceiling::echo(&plan).await?;
     eprintln!("switchboard bench: measuring the raw commit rate");
     let raw = Scratch::new(args.database_url.as_deref(), "bench_raw").await?;
     let raw_commit = ceiling::raw_commit(&raw.url(), plan.duration).await;
@@ -280,7 +281,7 @@ pub async fn run(args: &BenchArgs, options: &ClientOptions) -> Result<(), BenchE
         before,
         after,
         peak_rss_bytes,
-        echo_calls_per_sec,
+        echo,
         raw_records_per_sec,
         footprint,
     };
@@ -339,7 +340,7 @@ async fn measure(plan: &LoadPlan, probe: &Probe, args: &BenchArgs) -> Result<Mea
         plan.url,
         plan.agents
     );
-    let load = load::run(plan).await;
+    let load = load::run(plan, probe).await;
     let _ = stop_sampling.send(());
     let peak_rss_bytes = peak
         .await
@@ -383,6 +384,23 @@ impl Outcome {
         // the drain waits for flows that never complete.
         let busy_secs = load.submit_secs.max(load.flow_secs).max(1e-9);
         let records_per_sec = records.map(|records| records / busy_secs);
+        // CPU while submitting, not while the drain waits: the cost of intake.
+        let submitting_share = load
+            .submit_cpu_secs
+            .map(|cpu| cpu / load.submit_secs.max(1e-9));
+        let cpu_us_per_submission = load
+            .submit_cpu_secs
+            .and_then(|cpu| ratio(cpu * 1e6, load.submitted as f64));
+        let echo_cpu_us_per_call = self
+            .echo
+            .cpu_share_of_one_core
+            .and_then(|share| ratio(share * 1e6, self.echo.calls_per_sec));
+        // Comparable only in process, where both figures include the load
+        // generator; a running server's CPU time leaves it out.
+        let cpu_vs_echo = match (self.mode, cpu_us_per_submission, echo_cpu_us_per_call) {
+            ("embedded", Some(submission), Some(call)) => ratio(submission, call),
+            _ => None,
+        };
         let pace = match self.plan.pace {
             Pace::Max => json!("max"),
             Pace::Rate(rate) => json!({ "rate": rate }),
@@ -407,8 +425,8 @@ impl Outcome {
             "flows_per_sec": flows_per_sec,
             "server": {
                 "cpu_secs": delta(|sample| sample.cpu_secs),
-                "cpu_share_of_one_core": delta(|sample| sample.cpu_secs)
-                    .map(|cpu| cpu / load.total_secs.max(1e-9)),
+                "cpu_share_while_submitting": submitting_share,
+                "cpu_us_per_submission": cpu_us_per_submission,
                 "peak_rss_bytes": self.peak_rss_bytes,
                 "records": records,
                 "records_per_sec": records_per_sec,
@@ -418,8 +436,11 @@ impl Outcome {
                 },
             },
             "ceiling": {
-                "echo_calls_per_sec": self.echo_calls_per_sec,
-                "intake_vs_echo": ratio(submissions_per_sec, self.echo_calls_per_sec),
+                "echo_calls_per_sec": self.echo.calls_per_sec,
+                "echo_cpu_share_of_one_core": self.echo.cpu_share_of_one_core,
+                "echo_cpu_us_per_call": echo_cpu_us_per_call,
+                "intake_vs_echo": ratio(submissions_per_sec, self.echo.calls_per_sec),
+                "cpu_per_submission_vs_echo_call": cpu_vs_echo,
                 "raw_commit_records_per_sec": self.raw_records_per_sec,
                 "records_vs_raw_commit": records_per_sec
                     .and_then(|records| ratio(records, self.raw_records_per_sec)),

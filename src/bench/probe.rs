@@ -168,7 +168,7 @@ fn parse(body: &str) -> Sample {
 }
 
 /// This process's CPU time, user and system, seconds, to the clock tick.
-fn own_cpu_secs() -> Option<f64> {
+pub fn own_cpu_secs() -> Option<f64> {
     let stat = procfs::process::Process::myself().ok()?.stat().ok()?;
     Some((stat.utime + stat.stime) as f64 / procfs::ticks_per_second() as f64)
 }
