@@ -195,10 +195,6 @@ async fn a_consumer_abandons_while_queued_and_while_offered() {
             queued.position, 1,
             "nobody is signed in: the call waits first in line"
         );
-        let update = bridge
-            .instruction("a position update", |kind| matches!(kind, Instruction::Position(p) if p.work_item_id == queued.work_item_id))
-            .await;
-        assert!(matches!(update, Instruction::Position(p) if p.position == 1));
         let ack = bridge
             .report(Report::ConsumerHungUp(pb::ConsumerHungUp {
                 work_item_id: queued.work_item_id.clone(),
@@ -240,6 +236,36 @@ async fn a_consumer_abandons_while_queued_and_while_offered() {
             lifecycles[1],
             [K::Queued, K::Offered, K::OfferRescinded, K::Abandoned]
         );
+    }
+}
+
+#[tokio::test]
+async fn position_updates_tell_the_bridge_only_what_its_answers_did_not() {
+    for backend in common::backends().await {
+        let centre = Centre::start(&backend, support_queue(), vec![agent("alice", 3)]).await;
+        let mut bridge = centre.bridge().await;
+        let first = bridge.submit("call-1", VOICE, SUPPORT).await;
+        let second = bridge.submit("call-2", VOICE, SUPPORT).await;
+        assert_eq!((first.position, second.position), (1, 2));
+        // At least one round of updates (every 2 s) passes while nothing
+        // changes: the answers already told the bridge both places in line.
+        tokio::time::sleep(Duration::from_millis(2_500)).await;
+        let ack = bridge
+            .report(Report::ConsumerHungUp(pb::ConsumerHungUp {
+                work_item_id: first.work_item_id.clone(),
+            }))
+            .await;
+        assert_eq!(ack.code, 0, "{ack:?}");
+        let update = bridge
+            .instruction("a position update", |kind| {
+                matches!(kind, Instruction::Position(_))
+            })
+            .await;
+        assert!(
+            matches!(&update, Instruction::Position(p) if p.work_item_id == second.work_item_id && p.position == 1),
+            "the first update is the second call moving up: {update:?}"
+        );
+        centre.server.stop().await;
     }
 }
 

@@ -465,6 +465,17 @@ impl Router {
             enqueued_at: now,
         };
         let (submitted, records) = self.enqueue(record)?;
+        // The answer tells the bridge the item's place in line: position
+        // updates send it again only once it changes. (A transfer's new
+        // segment has no answer; its first update is news.)
+        if let Some(details) = self.items.get_mut(&submitted.item)
+            && submitted.position > 0
+        {
+            details.last_position = Some((
+                submitted.position,
+                submitted.estimated_wait.map(|wait| wait.as_secs()),
+            ));
+        }
         Ok((submitted, self.writer.write(records)))
     }
 
@@ -513,6 +524,7 @@ impl Router {
             .map_or(queue, |details| details.queue.clone());
         let mut submitted = self.figures(item, current, true);
         submitted.rejected = rejected;
+
         Ok((submitted, records))
     }
 
