@@ -47,6 +47,7 @@ conformance!(
     unsent_instructions_are_kept_until_sent,
     a_batch_leaves_what_its_records_one_at_a_time_leave,
     many_open_items_come_back_whole_and_in_order,
+    every_submitted_interaction_is_read_once,
     interval_report_matches_the_hand_computed_fixture,
 );
 
@@ -410,6 +411,36 @@ mod suite {
             assert_eq!(&stored.item, item, "in enqueue order, ties by id");
             assert_eq!(stored.state, "waiting");
         }
+    }
+
+    /// More interactions than one page of the read (10,000), some with
+    /// transfers: each submitted interaction is read once.
+    pub async fn every_submitted_interaction_is_read_once(store: &dyn Store) {
+        seed(store).await;
+        const INTERACTIONS: usize = 10_500;
+        let mut records = Vec::new();
+        for n in 0..INTERACTIONS {
+            let item = work_item(&format!("ix-{n:05}"), 100_000);
+            if n % 100 == 0 {
+                let mut transfer = work_item(&format!("ix-{n:05}"), 100_001);
+                transfer.segment = 1;
+                transfer.is_transfer = true;
+                records.push(Record::Created(transfer));
+            }
+            records.push(Record::Created(item));
+        }
+        for chunk in records.chunks(5_000) {
+            store.append(chunk).await.unwrap();
+        }
+        let mut read = Vec::new();
+        store
+            .each_interaction(&mut |interaction| read.push(interaction.to_string()))
+            .await
+            .unwrap();
+        read.sort();
+        let expected: Vec<String> = (0..INTERACTIONS).map(|n| format!("ix-{n:05}")).collect();
+        assert_eq!(read.len(), INTERACTIONS, "each interaction once");
+        assert_eq!(read, expected);
     }
 
     pub async fn work_item_lifecycle_is_recorded(store: &dyn Store) {

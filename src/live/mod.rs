@@ -25,7 +25,7 @@ pub use stats::{AgentStats, QueueStats, StatsFrame, WATCH_BACKLOG};
 use crate::domain::{AgentId, Channel, EntryPoint, Presence, QueueId, SkillRequirement};
 use crate::engine::{Command, WaitEstimate};
 use crate::error::{Error, Result};
-use crate::metrics::RoutingMetrics;
+use crate::metrics::{LookupMetrics, RoutingMetrics};
 use crate::store::Store;
 use crate::store::lookup::Lookups;
 use crate::store::writer::{CommitObserver, Writer, WriterConfig};
@@ -123,6 +123,10 @@ impl Live {
             tracing::error!(%error, "registering routing metrics failed");
             Error::Internal
         })?;
+        let lookup_metrics = LookupMetrics::register(registry).map_err(|error| {
+            tracing::error!(%error, "registering lookup metrics failed");
+            Error::Internal
+        })?;
         let (writer, writer_task) = Writer::spawn(store.clone(), config.writer, observer);
         let (stats, _) = broadcast::channel(WATCH_BACKLOG);
         let mut router = router::Router::new(
@@ -156,7 +160,7 @@ impl Live {
         let live = Live {
             ops,
             writer,
-            lookups: Lookups::spawn(store),
+            lookups: Lookups::spawn(store, lookup_metrics),
             config,
             stopping,
             stats,

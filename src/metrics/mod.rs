@@ -10,7 +10,7 @@ mod wait;
 pub use grpc::{GrpcMetrics, GrpcMetricsLayer};
 pub use http::serve;
 pub use routing::RoutingMetrics;
-pub use store::StoreMetrics;
+pub use store::{LookupMetrics, StoreMetrics};
 
 use prometheus::Registry;
 

@@ -1,7 +1,7 @@
-//! Metrics of the store's group-commit writer.
+//! Metrics of the store's group-commit writer and of its lookups.
 
 use crate::store::writer::CommitObserver;
-use prometheus::{Histogram, HistogramOpts, IntGauge, Registry};
+use prometheus::{Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts, Registry};
 use std::time::Duration;
 
 /// How the writer is doing: batch sizes, commit latency, availability.
@@ -57,5 +57,34 @@ impl CommitObserver for StoreMetrics {
 
     fn availability(&self, available: bool) {
         self.available.set(i64::from(available));
+    }
+}
+
+/// How submissions learn whether their interaction came before: from the
+/// lookups' filter of known interactions, or from the store.
+#[derive(Clone)]
+pub struct LookupMetrics {
+    /// Answered "never submitted" by the filter, with no query.
+    pub by_filter: IntCounter,
+    /// Asked of the store.
+    pub by_store: IntCounter,
+}
+
+impl LookupMetrics {
+    /// Creates the metrics and registers them in `registry`.
+    pub fn register(registry: &Registry) -> prometheus::Result<Self> {
+        let lookups = IntCounterVec::new(
+            Opts::new(
+                "switchboard_store_lookups_total",
+                "Submissions checked for an earlier one of the same interaction, \
+                 by what answered: the filter of known interactions or the store.",
+            ),
+            &["answered_by"],
+        )?;
+        registry.register(Box::new(lookups.clone()))?;
+        Ok(Self {
+            by_filter: lookups.with_label_values(&["filter"]),
+            by_store: lookups.with_label_values(&["store"]),
+        })
     }
 }

@@ -122,6 +122,10 @@ pub trait Store: Send + Sync + 'static {
             .await?;
         Ok(found.into_iter().next())
     }
+    /// Hands the interaction of every work item's first segment to `each`,
+    /// a page at a time (not one snapshot: what is submitted meanwhile may
+    /// be left out), for the lookups' filter of known interactions.
+    async fn each_interaction(&self, each: &mut (dyn FnMut(InteractionId) + Send)) -> Result<()>;
     /// Hands every work item not yet finished to `each`, in enqueue order,
     /// as it is read, for recovery.
     async fn each_open_work_item(

@@ -200,6 +200,14 @@ macro_rules! is_open {
     };
 }
 
+/// A page of the interactions submitted so far, in id order after `$1`, at
+/// most `$2` (the unique index on interaction and segment answers it).
+pub(super) const SELECT_INTERACTIONS_PAGE: &str = "SELECT interaction_id FROM work_items \
+     WHERE segment = 0 AND interaction_id > $1 ORDER BY interaction_id LIMIT $2";
+
+/// Interactions per page of [`SELECT_INTERACTIONS_PAGE`].
+pub(super) const INTERACTIONS_PAGE: usize = 10_000;
+
 pub(super) const SELECT_OPEN_WORK_ITEMS: &str = concat!(
     "SELECT ",
     work_item_columns!(),
@@ -1183,6 +1191,29 @@ macro_rules! impl_sql_store {
                 each: &mut (dyn FnMut(StoredWorkItem) + Send),
             ) -> Result<()> {
                 self.read_open_work_items(each).await
+            }
+
+            async fn each_interaction(
+                &self,
+                each: &mut (dyn FnMut(InteractionId) + Send),
+            ) -> Result<()> {
+                let mut after = String::new();
+                loop {
+                    let page: Vec<String> = sqlx::query_scalar(sql::SELECT_INTERACTIONS_PAGE)
+                        .bind(&after)
+                        .bind(sql::INTERACTIONS_PAGE as i64)
+                        .fetch_all(&self.pool)
+                        .await
+                        .map_err(db_error)?;
+                    let done = page.len() < sql::INTERACTIONS_PAGE;
+                    for interaction in page {
+                        each(InteractionId::from(interaction.as_str()));
+                        after = interaction;
+                    }
+                    if done {
+                        return Ok(());
+                    }
+                }
             }
 
             async fn work_item_events(&self, id: WorkItemId) -> Result<Vec<WorkItemEvent>> {

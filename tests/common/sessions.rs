@@ -280,6 +280,20 @@ impl BridgeClient {
             .into_inner()
     }
 
+    /// Ends an interaction by its id (the consumer hung up) and returns its
+    /// work item.
+    pub async fn hang_up(&mut self, interaction: &str) -> String {
+        self.client
+            .end_interaction(pb::EndInteractionRequest {
+                interaction_id: interaction.into(),
+                reason: "hung up".into(),
+            })
+            .await
+            .unwrap_or_else(|status| panic!("hanging up {interaction} failed: {status:?}"))
+            .into_inner()
+            .work_item_id
+    }
+
     /// The open interactions, as the bridge lists them after reconnecting.
     pub async fn open_interactions(&mut self) -> Vec<pb::OpenInteraction> {
         self.client
