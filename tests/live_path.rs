@@ -605,9 +605,33 @@ async fn resubmitting_an_interaction_returns_the_same_work_item_across_a_restart
         let mut client = switchboard::proto::v1::bridge_service_client::BridgeServiceClient::new(
             restarted.channel().await,
         );
-        // Time for the server to read the stored interactions into its
-        // filter, so that the repeats below meet it, not only the store.
-        tokio::time::sleep(Duration::from_millis(500)).await;
+        // Fresh interactions until the filter answers one: by then the
+        // server has read the stored interactions, and the repeats below
+        // meet the filter, not only the store.
+        let mut probes = 0;
+        loop {
+            probes += 1;
+            client
+                .submit_interaction(interaction_request(
+                    &format!("probe-{probes}"),
+                    VOICE,
+                    SUPPORT,
+                ))
+                .await
+                .expect("a fresh submission is taken");
+            let (_, metrics) = common::http_get(restarted.metrics_addr, "/metrics")
+                .await
+                .expect("the metrics port answers");
+            let by_filter = "switchboard_store_lookups_total{answered_by=\"filter\"} ";
+            if metrics
+                .lines()
+                .any(|line| line.starts_with(by_filter) && !line.ends_with(" 0"))
+            {
+                break;
+            }
+            assert!(probes < 100, "the filter never answered:\n{metrics}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
         for (interaction, before) in [("call-1", &first), ("call-2", &finished)] {
             let after = client
                 .submit_interaction(interaction_request(interaction, VOICE, SUPPORT))
@@ -624,7 +648,7 @@ async fn resubmitting_an_interaction_returns_the_same_work_item_across_a_restart
         restarted.stop().await;
         assert_eq!(
             common::work_item_ids(&backend).await.len(),
-            2,
+            2 + probes,
             "no duplicate was stored"
         );
         common::check_lifecycles(&backend).await;

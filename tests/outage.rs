@@ -1215,7 +1215,8 @@ async fn proxied_centre() -> Option<(Backend, Proxy, Centre)> {
     Some((backend, proxy, centre))
 }
 
-/// A submission first asks the store whether its interaction came before.
+/// A submission first asks whether its interaction came before; one the
+/// lookups' filter may have seen, like a repeat, is asked of the store.
 /// When the path goes silent under that question, the submission is
 /// refused with UNAVAILABLE while the path is still silent, not held until
 /// it comes back.
@@ -1226,9 +1227,9 @@ async fn a_submission_whose_lookup_meets_a_black_hole_is_refused() {
     };
     let mut bridge = centre.bridge().await;
     bridge.submit("call-1", VOICE, SUPPORT).await;
-    // The lookup's query carries the interaction id as a parameter.
-    proxy.silence_before(b"call-2");
-    let request = interaction_request("call-2", VOICE, SUPPORT);
+    // The repeat's query carries the interaction id as a parameter.
+    proxy.silence_before(b"call-1");
+    let request = interaction_request("call-1", VOICE, SUPPORT);
     let status = tokio::time::timeout(HANG_GUARD, bridge.client.submit_interaction(request))
         .await
         .expect("the submission is answered while the path is silent")

@@ -425,6 +425,9 @@ impl Outcome {
             "flows_per_sec": flows_per_sec,
             "server": {
                 "cpu_secs": delta(|sample| sample.cpu_secs),
+                // Over the submissions and the drain after them.
+                "cpu_share_of_one_core": delta(|sample| sample.cpu_secs)
+                    .map(|cpu| cpu / load.total_secs.max(1e-9)),
                 "cpu_share_while_submitting": submitting_share,
                 "cpu_us_per_submission": cpu_us_per_submission,
                 "peak_rss_bytes": self.peak_rss_bytes,

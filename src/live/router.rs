@@ -524,7 +524,6 @@ impl Router {
             .map_or(queue, |details| details.queue.clone());
         let mut submitted = self.figures(item, current, true);
         submitted.rejected = rejected;
-
         Ok((submitted, records))
     }
 

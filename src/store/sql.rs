@@ -1199,12 +1199,23 @@ macro_rules! impl_sql_store {
             ) -> Result<()> {
                 let mut after = String::new();
                 loop {
-                    let page: Vec<String> = sqlx::query_scalar(sql::SELECT_INTERACTIONS_PAGE)
-                        .bind(&after)
-                        .bind(sql::INTERACTIONS_PAGE as i64)
-                        .fetch_all(&self.pool)
-                        .await
-                        .map_err(db_error)?;
+                    // A silent database must not hold a connection, and so
+                    // the pool's closing at shutdown, for as long as TCP waits.
+                    let mut taken = None;
+                    let answered = tokio::time::timeout(sql::LOOKUP_TIMEOUT, async {
+                        let connection = taken.insert(self.pool.acquire().await.map_err(db_error)?);
+                        sqlx::query_scalar(sql::SELECT_INTERACTIONS_PAGE)
+                            .bind(&after)
+                            .bind(sql::INTERACTIONS_PAGE as i64)
+                            .fetch_all(&mut **connection)
+                            .await
+                            .map_err(db_error)
+                    })
+                    .await;
+                    let page: Vec<String> = match answered {
+                        Ok(answered) => answered?,
+                        Err(_silent) => return Err(sql::overran(taken, "a read of the stored interactions")),
+                    };
                     let done = page.len() < sql::INTERACTIONS_PAGE;
                     for interaction in page {
                         each(InteractionId::from(interaction.as_str()));
