@@ -6,7 +6,7 @@
 
 use super::BenchError;
 use super::load::{self, LoadPlan};
-use super::probe::own_cpu_secs;
+use super::probe::{between, own_cpu_secs};
 use crate::domain::{Channel, Queue, Timestamp, WorkItemId};
 use crate::proto::bench::echo_service_client::EchoServiceClient;
 use crate::proto::bench::echo_service_server::{EchoService, EchoServiceServer};
@@ -93,10 +93,7 @@ pub async fn echo(plan: &LoadPlan) -> Result<EchoCeiling, BenchError> {
         }
     }
     let elapsed = start.elapsed().as_secs_f64().max(1e-9);
-    let cpu_secs = match (cpu_at_start, own_cpu_secs()) {
-        (Some(before), Some(after)) => Some(after - before),
-        _ => None,
-    };
+    let cpu_secs = between(cpu_at_start, own_cpu_secs());
     let _ = stop.send(());
     drop(channels);
     match server.await {

@@ -5,7 +5,7 @@
 //! its submission was acknowledged to the moment it reached an agent's stream.
 
 use super::BenchError;
-use super::probe::Probe;
+use super::probe::{Probe, between};
 use crate::proto::v1 as pb;
 use crate::proto::v1::agent_service_client::AgentServiceClient;
 use crate::proto::v1::bridge_service_client::BridgeServiceClient;
@@ -353,10 +353,7 @@ pub async fn run(plan: &LoadPlan, probe: &Probe) -> Result<LoadResult, BenchErro
         }
     }
     let submit_secs = start.elapsed().as_secs_f64();
-    let submit_cpu_secs = match (cpu_at_start, cpu_now().await) {
-        (Some(before), Some(after)) => Some(after - before),
-        _ => None,
-    };
+    let submit_cpu_secs = between(cpu_at_start, cpu_now().await);
 
     let drained = Instant::now() + plan.duration.clamp(DRAIN.0, DRAIN.1);
     while failure.is_none()

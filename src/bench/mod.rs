@@ -31,7 +31,7 @@ use ceiling::EchoCeiling;
 use footprint::Growth;
 use hdrhistogram::Histogram;
 use load::{LoadPlan, LoadResult, Pace};
-use probe::{Probe, Sample};
+use probe::{Probe, Sample, between};
 use serde_json::{Value, json};
 use std::time::Duration;
 
@@ -373,11 +373,9 @@ impl Outcome {
         let load = &self.load;
         let submissions_per_sec = load.submitted as f64 / load.submit_secs.max(1e-9);
         let flows_per_sec = load.flows as f64 / load.flow_secs.max(1e-9);
-        let delta = |pick: fn(&Sample) -> Option<f64>| match (pick(&self.before), pick(&self.after))
-        {
-            (Some(before), Some(after)) => Some(after - before),
-            _ => None,
-        };
+        let delta =
+            |pick: fn(&Sample) -> Option<f64>| between(pick(&self.before), pick(&self.after));
+        let cpu_secs = delta(|sample| sample.cpu_secs);
         let records = delta(|sample| sample.records);
         let batches = delta(|sample| sample.batches);
         // Records are written while submissions and flows run, not while
@@ -424,10 +422,9 @@ impl Outcome {
             "flows": load.flows,
             "flows_per_sec": flows_per_sec,
             "server": {
-                "cpu_secs": delta(|sample| sample.cpu_secs),
+                "cpu_secs": cpu_secs,
                 // Over the submissions and the drain after them.
-                "cpu_share_of_one_core": delta(|sample| sample.cpu_secs)
-                    .map(|cpu| cpu / load.total_secs.max(1e-9)),
+                "cpu_share_of_one_core": cpu_secs.map(|cpu| cpu / load.total_secs.max(1e-9)),
                 "cpu_share_while_submitting": submitting_share,
                 "cpu_us_per_submission": cpu_us_per_submission,
                 "peak_rss_bytes": self.peak_rss_bytes,

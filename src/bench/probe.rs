@@ -167,6 +167,11 @@ fn parse(body: &str) -> Sample {
     sample
 }
 
+/// How far a cumulative figure moved between two readings, when both exist.
+pub fn between(before: Option<f64>, after: Option<f64>) -> Option<f64> {
+    Some(after? - before?)
+}
+
 /// This process's CPU time, user and system, seconds, to the clock tick.
 pub fn own_cpu_secs() -> Option<f64> {
     let stat = procfs::process::Process::myself().ok()?.stat().ok()?;
