@@ -698,7 +698,10 @@ impl Engine {
         if reason != OfferEndReason::Rescinded && reoffer_delay > 0 {
             let until = after_secs(now, reoffer_delay);
             let item = &mut self.items[ix];
-            item.cooldowns.retain(|cooldown| cooldown.1 > now);
+            // The agent's latest decline or miss sets its cooldown, even if
+            // the queue's delay was shortened since an earlier one.
+            item.cooldowns
+                .retain(|cooldown| cooldown.1 > now && cooldown.0 != a);
             item.cooldowns.push((a, until));
             self.timers.schedule(Timer {
                 at: until,

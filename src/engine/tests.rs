@@ -363,6 +363,34 @@ fn decline_keeps_the_place_and_skips_the_agent_until_the_reoffer_delay() {
 }
 
 #[test]
+fn the_latest_decline_sets_the_cooldown_after_the_delay_was_shortened() {
+    let mut queue = Queue::new("sales".into());
+    queue.reoffer_delay_secs = 20;
+    let mut bench = Bench::new(vec![queue.clone()]);
+    bench.submit(new_item(1, "sales", Channel::Voice, 0, 0), 0);
+    bench.ready(agent("ann", &["sales"], &[]), 1);
+    let decline = Command::Decline {
+        item: item_id(1),
+        agent: "ann".into(),
+    };
+    bench.apply(decline.clone(), 2);
+    queue.reoffer_delay_secs = 2;
+    bench.apply(Command::UpsertQueue(queue), 3);
+    // A supervisor hands the item to Ann anyway; she declines it again.
+    let effects = bench.apply(
+        Command::Assign {
+            item: item_id(1),
+            agent: "ann".into(),
+        },
+        4,
+    );
+    assert_eq!(offers(&effects), offered(1, "ann"));
+    bench.apply(decline, 5);
+    assert!(offers(&bench.engine.tick(at(6))).is_empty());
+    assert_eq!(offers(&bench.engine.tick(at(7))), offered(1, "ann"));
+}
+
+#[test]
 fn missed_offers_make_the_agent_not_responding_until_ready() {
     let mut queue = Queue::new("sales".into());
     queue.max_no_answer = 2;
