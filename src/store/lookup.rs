@@ -5,12 +5,13 @@
 //! few queries a second however many submissions arrive.
 //!
 //! Most interactions are new, and most questions need no query at all: the
-//! task keeps a Bloom filter of every interaction the store may hold (read
-//! from the store once at start, in the background, plus every interaction
-//! asked about since), and answers "never submitted" at once for one the
-//! filter has never seen. Until the filter is read, and for every
-//! interaction it may have seen, the store is asked. This holds while this
-//! server is the only one writing to its database.
+//! handles share a Bloom filter of every interaction the store may hold
+//! (read from the store once at start, in the background, plus every
+//! interaction asked about since), and answer "never submitted" at once,
+//! without a word to the task, for one the filter has never seen. Until the
+//! filter is read, and for every interaction it may have seen, the store is
+//! asked. This holds while this server is the only one writing to its
+//! database.
 
 use super::Store;
 use super::records::StoredWorkItem;
@@ -19,7 +20,7 @@ use crate::error::{Error, Result};
 use crate::metrics::LookupMetrics;
 use fastbloom::BloomFilter;
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 
@@ -48,6 +49,8 @@ struct Question {
 #[derive(Clone)]
 pub struct Lookups {
     questions: mpsc::UnboundedSender<Question>,
+    filter: Arc<Mutex<Filter>>,
+    metrics: LookupMetrics,
 }
 
 impl Lookups {
@@ -56,13 +59,27 @@ impl Lookups {
     pub fn spawn(store: Arc<dyn Store>, metrics: LookupMetrics) -> Lookups {
         let (questions, queue) = mpsc::unbounded_channel();
         let (read, stored) = oneshot::channel();
+        let filter = Arc::new(Mutex::new(Filter {
+            seen: Seen::new(),
+            complete: false,
+        }));
         tokio::spawn(read_interactions(store.clone(), read));
-        tokio::spawn(run(store, queue, stored, metrics));
-        Lookups { questions }
+        tokio::spawn(run(store, queue, stored, filter.clone()));
+        Lookups {
+            questions,
+            filter,
+            metrics,
+        }
     }
 
     /// The first segment of an interaction, if the bridge submitted it before.
     pub async fn find(&self, interaction: InteractionId) -> Result<Option<StoredWorkItem>> {
+        // A new interaction, the common case, costs no hop to the task.
+        if lock(&self.filter).answers_never_submitted(&interaction) {
+            self.metrics.by_filter.inc();
+            return Ok(None);
+        }
+        self.metrics.by_store.inc();
         let (answer, answered) = oneshot::channel();
         let gone = || Error::Unavailable("the server is shutting down".into());
         self.questions
@@ -73,6 +90,35 @@ impl Lookups {
             .map_err(|_| gone())?;
         answered.await.map_err(|_| gone())?
     }
+}
+
+/// The filter the handles share with the lookup task.
+struct Filter {
+    /// Interactions asked about since start, and the stored ones once read.
+    seen: Seen,
+    /// Whether the stored interactions are in `seen`.
+    complete: bool,
+}
+
+impl Filter {
+    /// True when `interaction` was certainly never submitted; remembers it
+    /// as maybe submitted from now on either way. A repeat is not inserted
+    /// again: the layers fill with distinct interactions only.
+    fn answers_never_submitted(&mut self, interaction: &InteractionId) -> bool {
+        if self.seen.may_contain(interaction) {
+            return false;
+        }
+        self.seen.insert(interaction);
+        self.complete
+    }
+}
+
+fn lock(filter: &Mutex<Filter>) -> MutexGuard<'_, Filter> {
+    // A panic while holding the lock leaves a filter that still holds what
+    // it held: at worst it sends a new interaction to the store.
+    filter
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// Interactions seen, as Bloom filters that grow a layer at a time, so that
@@ -154,19 +200,16 @@ async fn read_interactions(store: Arc<dyn Store>, mut done: oneshot::Sender<Seen
     }
 }
 
-/// Answers questions a batch at a time until every handle is dropped.
+/// Answers questions a batch at a time until every handle is dropped; adds
+/// the stored interactions to the filter once they are read.
 async fn run(
     store: Arc<dyn Store>,
     mut queue: mpsc::UnboundedReceiver<Question>,
     mut stored: oneshot::Receiver<Seen>,
-    metrics: LookupMetrics,
+    filter: Arc<Mutex<Filter>>,
 ) {
-    // Interactions asked about since start, and the stored ones once read.
-    let mut seen = Seen::new();
     let mut reading = true;
-    let mut complete = false;
     let mut batch = Vec::new();
-    let mut asked = Vec::new();
     loop {
         tokio::select! {
             outcome = &mut stored, if reading => {
@@ -174,8 +217,9 @@ async fn run(
                 // Only a read that failed for good (a panic) sends nothing;
                 // every question then goes to the store.
                 if let Ok(read) = outcome {
-                    seen.absorb(read);
-                    complete = true;
+                    let mut filter = lock(&filter);
+                    filter.seen.absorb(read);
+                    filter.complete = true;
                 }
                 continue;
             }
@@ -185,24 +229,7 @@ async fn run(
                 }
             }
         }
-        for question in batch.drain(..) {
-            let maybe_seen = seen.may_contain(&question.interaction);
-            // A repeat is not inserted again: the layers fill with distinct
-            // interactions only.
-            if !maybe_seen {
-                seen.insert(&question.interaction);
-            }
-            if complete && !maybe_seen {
-                metrics.by_filter.inc();
-                let _ = question.answer.send(Ok(None));
-            } else {
-                asked.push(question);
-            }
-        }
-        if !asked.is_empty() {
-            metrics.by_store.inc_by(asked.len() as u64);
-            ask_store(store.as_ref(), &mut asked).await;
-        }
+        ask_store(store.as_ref(), &mut batch).await;
     }
 }
 
