@@ -197,14 +197,21 @@ impl Live {
 
     /// Sends an operation and waits for the router's reply.
     async fn call<T>(&self, make: impl FnOnce(oneshot::Sender<T>) -> Op) -> Result<T> {
+        let answer = self.send(make).await?;
+        answer.await.map_err(|_| shutting_down())
+    }
+
+    /// Sends an operation; the receiver takes the router's reply.
+    async fn send<T>(
+        &self,
+        make: impl FnOnce(oneshot::Sender<T>) -> Op,
+    ) -> Result<oneshot::Receiver<T>> {
         let (reply, answer) = oneshot::channel();
         self.ops
             .send(make(reply))
             .await
-            .map_err(|_| Error::Unavailable("the server is shutting down".into()))?;
-        answer
-            .await
-            .map_err(|_| Error::Unavailable("the server is shutting down".into()))
+            .map_err(|_| shutting_down())?;
+        Ok(answer)
     }
 
     /// What awaits the commit of records the router just queued.
@@ -244,10 +251,21 @@ impl Live {
                 })
                 .await;
         }
-        let (submitted, commit) = self
-            .call(|reply| Op::Submit { submission, reply })
-            .await??;
-        self.pending(commit).committed().await?;
+        let (done, commit) = oneshot::channel();
+        let stored = self.pending(commit);
+        let answer = self
+            .send(|reply| Op::Submit {
+                submission,
+                reply,
+                done,
+            })
+            .await?;
+        // The router replies before the records are committed: waiting for
+        // the commit first wakes this task once, not twice, and the reply is
+        // there by then (a refused submission's `done` is dropped at once).
+        let stored = stored.committed().await;
+        let submitted = answer.await.map_err(|_| shutting_down())??;
+        stored?;
         submitted.into_result()
     }
 
@@ -409,12 +427,17 @@ impl PendingCommit {
     pub async fn committed(self) -> Result<()> {
         match tokio::time::timeout_at(self.deadline, self.commit).await {
             Ok(Ok(result)) => result,
-            Ok(Err(_)) => Err(Error::Unavailable("the server is shutting down".into())),
+            Ok(Err(_)) => Err(shutting_down()),
             Err(_) => Err(Error::Unavailable(
                 "the record is not stored yet; retry the same request later".into(),
             )),
         }
     }
+}
+
+/// The error of a request the router or the writer is gone before answering.
+fn shutting_down() -> Error {
+    Error::Unavailable("the server is shutting down".into())
 }
 
 /// Where a wait estimate is asked for.

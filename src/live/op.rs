@@ -91,10 +91,12 @@ pub type Commit = oneshot::Receiver<Result<()>>;
 
 /// One operation for the router.
 pub enum Op {
-    /// A new submission.
+    /// A new submission. The router replies at once and tells `done` once
+    /// its records are committed.
     Submit {
         submission: Submission,
-        reply: oneshot::Sender<Result<(Submitted, Commit)>>,
+        reply: oneshot::Sender<Result<Submitted>>,
+        done: oneshot::Sender<Result<()>>,
     },
     /// A submission the store already holds: answer with its current figures.
     Existing {

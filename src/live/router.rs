@@ -275,8 +275,12 @@ impl Router {
 
     fn handle(&mut self, op: Op) {
         match op {
-            Op::Submit { submission, reply } => {
-                let _ = reply.send(self.submit(submission));
+            Op::Submit {
+                submission,
+                reply,
+                done,
+            } => {
+                let _ = reply.send(self.submit(submission, done));
             }
             Op::Existing {
                 item,
@@ -405,7 +409,13 @@ impl Router {
         }
     }
 
-    fn submit(&mut self, submission: Submission) -> Result<(Submitted, Commit)> {
+    /// Routes a submission; `done` is told once its records are committed
+    /// (dropped, with nothing written, when it is refused).
+    fn submit(
+        &mut self,
+        submission: Submission,
+        done: oneshot::Sender<Result<()>>,
+    ) -> Result<Submitted> {
         if let Some(item) = self.interactions.get(&submission.interaction_id) {
             let queue = self
                 .items
@@ -415,16 +425,12 @@ impl Router {
             // Submitted before, maybe not yet stored: the first submission's
             // commit hold may have run out (UNAVAILABLE) with its records
             // still queued, and this is the bridge's retry.
-            return Ok((
-                self.figures(*item, queue, false),
-                self.writer.after_created(*item),
-            ));
+            self.writer.after_created(*item, done);
+            return Ok(self.figures(*item, queue, false));
         }
         if let Some((item, queue)) = self.closed_items.get(&submission.interaction_id) {
-            return Ok((
-                self.figures(*item, queue.clone(), false),
-                self.writer.after_created(*item),
-            ));
+            self.writer.after_created(*item, done);
+            return Ok(self.figures(*item, queue.clone(), false));
         }
         let queue = match (&submission.queue, &submission.entry_point) {
             (Some(queue), _) => queue.clone(),
@@ -476,7 +482,8 @@ impl Router {
                 submitted.estimated_wait.map(|wait| wait.as_secs()),
             ));
         }
-        Ok((submitted, self.writer.write(records)))
+        self.writer.write_then(records, done);
+        Ok(submitted)
     }
 
     /// Routes a new work item (first segment or transfer) and returns its

@@ -123,8 +123,14 @@ impl Writer {
     /// Queues records; the receiver completes once they are committed.
     pub fn write(&self, records: Vec<Record>) -> oneshot::Receiver<Result<()>> {
         let (done, committed) = oneshot::channel();
-        self.enqueue(records, Some(done), None);
+        self.write_then(records, done);
         committed
+    }
+
+    /// Queues records and tells `done` once they are committed: for a
+    /// caller that made the channel before it knew the records.
+    pub fn write_then(&self, records: Vec<Record>, done: oneshot::Sender<Result<()>>) {
+        self.enqueue(records, Some(done), None);
     }
 
     /// Completes once every record queued before this call has been through
@@ -135,13 +141,11 @@ impl Writer {
         self.write(Vec::new())
     }
 
-    /// Like [`Writer::after_queued`], but fails if the store refused to
-    /// create `item`: a repeated submission is acknowledged only once the
-    /// first one's work item is stored.
-    pub fn after_created(&self, item: WorkItemId) -> oneshot::Receiver<Result<()>> {
-        let (done, committed) = oneshot::channel();
+    /// Like [`Writer::after_queued`], told to `done`, but fails if the
+    /// store refused to create `item`: a repeated submission is
+    /// acknowledged only once the first one's work item is stored.
+    pub fn after_created(&self, item: WorkItemId, done: oneshot::Sender<Result<()>>) {
         self.enqueue(Vec::new(), Some(done), Some(item));
-        committed
     }
 
     /// Queues records nobody waits for (routing events).
@@ -518,10 +522,10 @@ mod tests {
         let (stored_id, refused_id) = (id_of(&stored), id_of(&refused));
         let first = writer.write(vec![stored]);
         let second = writer.write(vec![refused]);
-        let repeats = (
-            writer.after_created(stored_id),
-            writer.after_created(refused_id),
-        );
+        let repeats = (oneshot::channel(), oneshot::channel());
+        writer.after_created(stored_id, repeats.0.0);
+        writer.after_created(refused_id, repeats.1.0);
+        let repeats = (repeats.0.1, repeats.1.1);
         assert!(first.await.unwrap().is_ok());
         assert!(second.await.unwrap().is_err());
         assert!(
