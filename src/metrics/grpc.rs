@@ -7,11 +7,20 @@
 //! it succeeded. A streaming call is counted when its response stream opens.
 
 use http::{Request, Response};
-use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry};
+use prometheus::{
+    Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, Opts, Registry,
+};
+use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::{Arc, RwLock};
 use std::task::{Context, Poll};
 use std::time::Instant;
+
+/// Most methods whose series are kept at hand; a path beyond them (a
+/// client calling methods that do not exist) has its series looked up per
+/// request instead, so that such calls cannot grow the server's memory.
+const METHODS_KEPT: usize = 64;
 
 /// The three families, shared by every request.
 #[derive(Clone)]
@@ -19,6 +28,18 @@ pub struct GrpcMetrics {
     started: IntCounterVec,
     handled: IntCounterVec,
     handling: HistogramVec,
+    /// Each method's series by request path, looked up once.
+    methods: Arc<RwLock<HashMap<String, Arc<MethodSeries>>>>,
+}
+
+/// One method's series: its labels, and the series every request of it
+/// touches, so that a request hashes no labels unless it fails.
+struct MethodSeries {
+    /// Type, service and method.
+    labels: [String; 3],
+    started: IntCounter,
+    handled_ok: IntCounter,
+    handling: Histogram,
 }
 
 impl GrpcMetrics {
@@ -54,7 +75,44 @@ impl GrpcMetrics {
             started,
             handled,
             handling,
+            methods: Arc::default(),
         })
+    }
+
+    /// The series of the method a request path names.
+    fn method(&self, path: &str) -> Arc<MethodSeries> {
+        let kept = self
+            .methods
+            .read()
+            .ok()
+            .and_then(|methods| methods.get(path).cloned());
+        if let Some(series) = kept {
+            return series;
+        }
+        let (service, method) = path
+            .trim_start_matches('/')
+            .split_once('/')
+            .unwrap_or(("unknown", "unknown"));
+        let labels = [
+            rpc_type(method).to_string(),
+            service.to_string(),
+            method.to_string(),
+        ];
+        let [kind, service, method] = &labels;
+        let series = Arc::new(MethodSeries {
+            started: self.started.with_label_values(&labels),
+            handled_ok: self
+                .handled
+                .with_label_values(&[kind.as_str(), service, method, "OK"]),
+            handling: self.handling.with_label_values(&labels),
+            labels,
+        });
+        if let Ok(mut methods) = self.methods.write()
+            && methods.len() < METHODS_KEPT
+        {
+            methods.insert(path.to_string(), series.clone());
+        }
+        series
     }
 }
 
@@ -136,18 +194,9 @@ where
     }
 
     fn call(&mut self, request: Request<B>) -> Self::Future {
-        let path = request.uri().path();
-        let (service, method) = path
-            .trim_start_matches('/')
-            .split_once('/')
-            .unwrap_or(("unknown", "unknown"));
-        let labels = [
-            rpc_type(method).to_string(),
-            service.to_string(),
-            method.to_string(),
-        ];
-        let metrics = self.metrics.clone();
-        metrics.started.with_label_values(&labels).inc();
+        let series = self.metrics.method(request.uri().path());
+        series.started.inc();
+        let handled = self.metrics.handled.clone();
         let started = Instant::now();
         let response = self.inner.call(request);
         Box::pin(async move {
@@ -157,16 +206,47 @@ where
                 .get("grpc-status")
                 .and_then(|value| value.to_str().ok())
                 .map_or("OK", code_name);
-            let [kind, service, method] = &labels;
-            metrics
-                .handled
-                .with_label_values(&[kind.as_str(), service, method, code])
-                .inc();
-            metrics
-                .handling
-                .with_label_values(&labels)
-                .observe(started.elapsed().as_secs_f64());
+            if code == "OK" {
+                series.handled_ok.inc();
+            } else {
+                let [kind, service, method] = &series.labels;
+                handled
+                    .with_label_values(&[kind.as_str(), service, method, code])
+                    .inc();
+            }
+            series.handling.observe(started.elapsed().as_secs_f64());
             Ok(response)
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_method_is_looked_up_once_and_unknown_paths_cannot_grow_the_cache() {
+        let metrics = GrpcMetrics::register(&Registry::new()).expect("fresh metrics");
+        let path = "/switchboard.v1.BridgeService/SubmitInteraction";
+        let first = metrics.method(path);
+        let again = metrics.method(path);
+        assert!(
+            Arc::ptr_eq(&first, &again),
+            "the second request reuses the series"
+        );
+        assert_eq!(
+            first.labels,
+            ["unary", "switchboard.v1.BridgeService", "SubmitInteraction"].map(String::from)
+        );
+        first.started.inc();
+        again.started.inc();
+        let started = metrics.started.with_label_values(&first.labels).get();
+        assert_eq!(started, 2, "both count in the exported series");
+
+        for n in 0..200 {
+            metrics.method(&format!("/nowhere.Service/Method{n}"));
+        }
+        let kept = metrics.methods.read().expect("not poisoned").len();
+        assert_eq!(kept, METHODS_KEPT);
     }
 }
