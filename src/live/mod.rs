@@ -252,7 +252,6 @@ impl Live {
                 .await;
         }
         let (done, commit) = oneshot::channel();
-        let stored = self.pending(commit);
         let answer = self
             .send(|reply| Op::Submit {
                 submission,
@@ -260,10 +259,11 @@ impl Live {
                 done,
             })
             .await?;
-        // The router replies before the records are committed: waiting for
-        // the commit first wakes this task once, not twice, and the reply is
-        // there by then (a refused submission's `done` is dropped at once).
-        let stored = stored.committed().await;
+        // The router replies as it queues the records: waiting for the
+        // commit first wakes this task once, not twice, and the reply is
+        // almost always there by then (a refused submission's `done` is
+        // dropped at once).
+        let stored = self.pending(commit).committed().await;
         let submitted = answer.await.map_err(|_| shutting_down())??;
         stored?;
         submitted.into_result()
@@ -417,8 +417,8 @@ impl Live {
 pub struct PendingCommit {
     commit: oneshot::Receiver<Result<()>>,
     /// When the request answers UNAVAILABLE if the records are not yet
-    /// committed: `commit_hold` after the router queued them. The records
-    /// stay queued and are still written.
+    /// committed: `commit_hold` after the request was handed to the
+    /// router. The records stay queued and are still written.
     deadline: tokio::time::Instant,
 }
 

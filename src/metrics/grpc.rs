@@ -19,7 +19,8 @@ use std::time::Instant;
 
 /// Most methods whose series are kept at hand; a path beyond them (a
 /// client calling methods that do not exist) has its series looked up per
-/// request instead, so that such calls cannot grow the server's memory.
+/// request instead, so that such calls cannot grow the cache. (Each path
+/// still gets its series in the registry, as every label value does.)
 const METHODS_KEPT: usize = 64;
 
 /// The three families, shared by every request.
