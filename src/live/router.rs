@@ -492,7 +492,7 @@ impl Router {
         let item = record.id;
         let new = new_work_item(&record);
         let channel = record.channel;
-        let mut records = vec![Record::Created(record.clone())];
+        let created = Record::Created(record.clone());
         self.interactions
             .insert(record.interaction_id.clone(), item);
         let queue = record.queue.clone();
@@ -500,6 +500,7 @@ impl Router {
             .insert(item, Details::waiting(record, queue.clone()));
         let mut rejected = None;
         let now = self.clock.now();
+        let mut records = Vec::new();
         self.fire_timers(now, &mut records);
         let start = self.effects.len();
         if let Err(error) = self
@@ -509,8 +510,13 @@ impl Router {
             if let Some(details) = self.items.remove(&item) {
                 self.interactions.remove(&details.record.interaction_id);
             }
+            // The timers fired above moved other items on: their records
+            // are stored even though this item is refused.
+            self.writer.write_detached(records);
             return Err(error);
         }
+        // Before this item's own events, which `dispatch` adds.
+        records.push(created);
         self.metrics.arrival(&queue, channel);
         self.board.arrival(&queue, channel, now);
         for effect in &self.effects[start..] {
@@ -1625,5 +1631,85 @@ fn limit_name(reason: LimitReason) -> &'static str {
         LimitReason::MaxWait => "max_wait",
         LimitReason::NoAgents => "no_agents",
         LimitReason::OverflowFailed => "overflow_failed",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{Channel, Queue};
+    use crate::metrics::StoreMetrics;
+    use crate::store::writer::WriterConfig;
+    use crate::store::{SqliteStore, Store};
+
+    fn submission(interaction: &str, queue: &str) -> Submission {
+        Submission {
+            interaction_id: interaction.into(),
+            channel: Channel::Voice,
+            from_address: "sip:consumer@example.com".into(),
+            to_address: String::new(),
+            display_name: String::new(),
+            entry_point: None,
+            queue: Some(queue.into()),
+            language: None,
+            attributes: Default::default(),
+            priority: 0,
+            required_skills: Vec::new(),
+        }
+    }
+
+    /// Hands a submission to the router as `Live::submit` does.
+    fn submit(router: &mut Router, submission: Submission) -> Result<Submitted> {
+        let (reply, mut answer) = oneshot::channel();
+        let (done, _commit) = oneshot::channel();
+        router.handle(Op::Submit {
+            submission,
+            reply,
+            done,
+        });
+        answer.try_recv().expect("the router replies at once")
+    }
+
+    #[tokio::test]
+    async fn a_refused_submission_keeps_the_records_of_the_timers_it_fired() {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let url = format!("sqlite://{}", dir.path().join("r.db").display());
+        let store: Arc<dyn Store> =
+            Arc::new(SqliteStore::connect(&url).await.expect("the store opens"));
+        let registry = prometheus::Registry::new();
+        let observer = Arc::new(StoreMetrics::register(&registry).expect("fresh metrics"));
+        let (writer, writer_task) = Writer::spawn(store.clone(), WriterConfig::default(), observer);
+        let mut queue = Queue::new("sales".into());
+        queue.limits.max_wait_secs = Some(1);
+        let metrics = RoutingMetrics::register(&registry, std::slice::from_ref(&queue))
+            .expect("fresh metrics");
+        let (stats, _) = broadcast::channel(4);
+        let mut router = Router::new(
+            Clock::start(),
+            writer,
+            LiveConfig::default(),
+            metrics,
+            stats,
+        );
+        router.load_configuration(vec![queue], Vec::new(), Vec::new());
+
+        submit(&mut router, submission("waits", "sales")).expect("accepted");
+        // The router's loop is not running: only the next operation fires
+        // the item's timer, once its longest wait has passed.
+        std::thread::sleep(Duration::from_millis(1_100));
+        let refused = submit(&mut router, submission("lost", "nowhere"));
+        assert!(refused.is_err(), "a queue that does not exist is refused");
+
+        drop(router);
+        writer_task.await.expect("the writer flushes and ends");
+        let stored = store
+            .find_work_items(&["waits".into()])
+            .await
+            .expect("the store answers");
+        assert_eq!(stored.len(), 1);
+        assert_ne!(
+            stored[0].state, "waiting",
+            "the end the timer gave the waiting item is stored"
+        );
     }
 }
