@@ -1640,7 +1640,6 @@ mod tests {
     use crate::domain::{Channel, Queue};
     use crate::metrics::StoreMetrics;
     use crate::store::writer::WriterConfig;
-    use crate::store::{SqliteStore, Store};
 
     fn submission(interaction: &str, queue: &str) -> Submission {
         Submission {
@@ -1673,9 +1672,7 @@ mod tests {
     #[tokio::test]
     async fn a_refused_submission_keeps_the_records_of_the_timers_it_fired() {
         let dir = tempfile::tempdir().expect("a temporary directory");
-        let url = format!("sqlite://{}", dir.path().join("r.db").display());
-        let store: Arc<dyn Store> =
-            Arc::new(SqliteStore::connect(&url).await.expect("the store opens"));
+        let store = crate::store::sqlite_in(&dir).await;
         let registry = prometheus::Registry::new();
         let observer = Arc::new(StoreMetrics::register(&registry).expect("fresh metrics"));
         let (writer, writer_task) = Writer::spawn(store.clone(), WriterConfig::default(), observer);

@@ -33,14 +33,30 @@ pub struct GrpcMetrics {
     methods: Arc<RwLock<HashMap<String, Arc<MethodSeries>>>>,
 }
 
-/// One method's series: its labels, and the series every request of it
-/// touches, so that a request hashes no labels unless it fails.
+/// One method's series: those every request of it touches, so that a
+/// request hashes no labels unless it fails.
 struct MethodSeries {
     /// Type, service and method.
     labels: [String; 3],
     started: IntCounter,
+    /// The family a failure is counted in, by its code.
+    handled: IntCounterVec,
     handled_ok: IntCounter,
     handling: Histogram,
+}
+
+impl MethodSeries {
+    /// Counts a completed call with its status code's name.
+    fn handled(&self, code: &str) {
+        if code == "OK" {
+            self.handled_ok.inc();
+        } else {
+            let [kind, service, method] = &self.labels;
+            self.handled
+                .with_label_values(&[kind.as_str(), service, method, code])
+                .inc();
+        }
+    }
 }
 
 impl GrpcMetrics {
@@ -106,6 +122,7 @@ impl GrpcMetrics {
                 .handled
                 .with_label_values(&[kind.as_str(), service, method, "OK"]),
             handling: self.handling.with_label_values(&labels),
+            handled: self.handled.clone(),
             labels,
         });
         if let Ok(mut methods) = self.methods.write()
@@ -197,7 +214,6 @@ where
     fn call(&mut self, request: Request<B>) -> Self::Future {
         let series = self.metrics.method(request.uri().path());
         series.started.inc();
-        let handled = self.metrics.handled.clone();
         let started = Instant::now();
         let response = self.inner.call(request);
         Box::pin(async move {
@@ -207,14 +223,7 @@ where
                 .get("grpc-status")
                 .and_then(|value| value.to_str().ok())
                 .map_or("OK", code_name);
-            if code == "OK" {
-                series.handled_ok.inc();
-            } else {
-                let [kind, service, method] = &series.labels;
-                handled
-                    .with_label_values(&[kind.as_str(), service, method, code])
-                    .inc();
-            }
+            series.handled(code);
             series.handling.observe(started.elapsed().as_secs_f64());
             Ok(response)
         })

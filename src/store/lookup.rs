@@ -268,7 +268,7 @@ mod tests {
     #[tokio::test]
     async fn questions_asked_together_are_each_answered() {
         let dir = tempfile::tempdir().expect("a temporary directory");
-        let store = sqlite_store(&dir).await;
+        let store = crate::store::sqlite_in(&dir).await;
         let at = Timestamp::from_millis(1);
         let mut records = submission(1, "sales", at).to_vec();
         records.extend(submission(2, "sales", at));
@@ -298,7 +298,7 @@ mod tests {
     #[tokio::test]
     async fn once_the_stored_interactions_are_read_only_those_seen_are_looked_up() {
         let dir = tempfile::tempdir().expect("a temporary directory");
-        let store = sqlite_store(&dir).await;
+        let store = crate::store::sqlite_in(&dir).await;
         let at = Timestamp::from_millis(1);
         store
             .append(&submission(1, "sales", at))
@@ -379,15 +379,6 @@ mod tests {
         for interaction in ["asked", "later", "i-0", "i-65536"] {
             assert!(asked.may_contain(&interaction.into()), "{interaction}");
         }
-    }
-
-    async fn sqlite_store(dir: &tempfile::TempDir) -> Arc<dyn Store> {
-        let url = format!("sqlite://{}", dir.path().join("l.db").display());
-        Arc::new(
-            crate::store::SqliteStore::connect(&url)
-                .await
-                .expect("the store opens"),
-        )
     }
 
     fn test_metrics() -> LookupMetrics {

@@ -173,6 +173,15 @@ pub async fn connect(url: &str) -> Result<Arc<dyn Store>> {
     Ok(Arc::new(SqliteStore::connect(url).await?))
 }
 
+/// A fresh SQLite store in `dir`, for unit tests.
+#[cfg(test)]
+pub(crate) async fn sqlite_in(dir: &tempfile::TempDir) -> Arc<dyn Store> {
+    let path = dir.path().join("switchboard.db");
+    connect(&path.display().to_string())
+        .await
+        .expect("the store opens")
+}
+
 /// Maps a database error to the domain error. Constraint violations are
 /// recognised by their SQLSTATE class through sqlx's error kind, never by
 /// message text; details go to the log, not to the caller.

@@ -391,15 +391,6 @@ mod tests {
         fn availability(&self, _: bool) {}
     }
 
-    async fn sqlite_store(dir: &tempfile::TempDir) -> Arc<dyn Store> {
-        let url = format!("sqlite://{}", dir.path().join("w.db").display());
-        Arc::new(
-            crate::store::SqliteStore::connect(&url)
-                .await
-                .expect("the store opens"),
-        )
-    }
-
     fn created(n: usize) -> Record {
         Record::Created(WorkItemRecord {
             id: WorkItemId::new(),
@@ -424,7 +415,7 @@ mod tests {
     #[tokio::test]
     async fn requests_queued_together_commit_in_one_batch_and_relieve_back_pressure() {
         let dir = tempfile::tempdir().expect("a temporary directory");
-        let store = sqlite_store(&dir).await;
+        let store = crate::store::sqlite_in(&dir).await;
         let batches = Arc::new(Batches::default());
         let config = WriterConfig {
             max_batch: 1_000,
@@ -469,7 +460,7 @@ mod tests {
     #[tokio::test]
     async fn after_queued_completes_once_what_was_queued_before_is_stored() {
         let dir = tempfile::tempdir().expect("a temporary directory");
-        let store = sqlite_store(&dir).await;
+        let store = crate::store::sqlite_in(&dir).await;
         let (writer, task) = default_writer(&store);
         writer.write_detached(vec![created(1)]);
         writer
@@ -487,7 +478,7 @@ mod tests {
     #[tokio::test]
     async fn a_refused_request_fails_alone() {
         let dir = tempfile::tempdir().expect("a temporary directory");
-        let store = sqlite_store(&dir).await;
+        let store = crate::store::sqlite_in(&dir).await;
         let (writer, task) = default_writer(&store);
         let duplicate = created(1);
         let first = writer.write(vec![duplicate.clone()]);
@@ -510,7 +501,7 @@ mod tests {
     #[tokio::test]
     async fn a_repeat_is_answered_as_its_first_creation_was() {
         let dir = tempfile::tempdir().expect("a temporary directory");
-        let store = sqlite_store(&dir).await;
+        let store = crate::store::sqlite_in(&dir).await;
         let (writer, task) = default_writer(&store);
         let id_of = |record: &Record| match record {
             Record::Created(item) => item.id,
@@ -522,18 +513,18 @@ mod tests {
         let (stored_id, refused_id) = (id_of(&stored), id_of(&refused));
         let first = writer.write(vec![stored]);
         let second = writer.write(vec![refused]);
-        let repeats = (oneshot::channel(), oneshot::channel());
-        writer.after_created(stored_id, repeats.0.0);
-        writer.after_created(refused_id, repeats.1.0);
-        let repeats = (repeats.0.1, repeats.1.1);
+        let (stored_repeat, stored_answer) = oneshot::channel();
+        let (refused_repeat, refused_answer) = oneshot::channel();
+        writer.after_created(stored_id, stored_repeat);
+        writer.after_created(refused_id, refused_repeat);
         assert!(first.await.unwrap().is_ok());
         assert!(second.await.unwrap().is_err());
         assert!(
-            repeats.0.await.unwrap().is_ok(),
+            stored_answer.await.unwrap().is_ok(),
             "a repeat of a stored item is acknowledged"
         );
         assert!(
-            matches!(repeats.1.await.unwrap(), Err(Error::Internal)),
+            matches!(refused_answer.await.unwrap(), Err(Error::Internal)),
             "a repeat of a refused item is not"
         );
         drop(writer);
