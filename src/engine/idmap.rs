@@ -108,6 +108,26 @@ impl<K: Hash + Eq, V> ShardedMap<K, V> {
         self.shards[self.shard(key)].get(key)
     }
 
+    /// The value for a key, to change it.
+    pub(crate) fn get_mut<Q>(&mut self, key: &Q) -> Option<&mut V>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        let shard = self.shard(key);
+        self.shards[shard].get_mut(key)
+    }
+
+    /// How many keys it holds.
+    pub(crate) fn len(&self) -> usize {
+        self.shards.iter().map(HashMap::len).sum()
+    }
+
+    /// Every key and value, in no particular order.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (&K, &V)> {
+        self.shards.iter().flat_map(|shard| shard.iter())
+    }
+
     /// Whether a key is present.
     pub(crate) fn contains_key<Q>(&self, key: &Q) -> bool
     where
@@ -145,6 +165,13 @@ mod tests {
             map.insert(n, n as u32);
         }
         assert_eq!(map.get(&1234), Some(&1234));
+        assert_eq!(map.len(), 10_000);
+        if let Some(value) = map.get_mut(&4321) {
+            *value = 1;
+        }
+        assert_eq!(map.get(&4321), Some(&1));
+        let sum: u128 = map.iter().map(|(key, _)| key).sum();
+        assert_eq!(sum, (0..10_000u128).sum::<u128>());
         assert!(map.contains_key(&9_999));
         assert_eq!(map.remove(&1234), Some(1234));
         assert!(!map.contains_key(&1234));

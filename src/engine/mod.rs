@@ -108,6 +108,7 @@ mod tests;
 
 pub use command::{Command, NewWorkItem};
 pub use effect::{Effect, LimitReason, OfferEndReason};
+pub(crate) use idmap::ShardedMap;
 pub use view::{
     AgentView, ItemStatus, ItemView, ItemWait, QueueSnapshot, QueueStaff, WaitEstimate,
 };
@@ -115,7 +116,7 @@ pub use view::{
 use crate::domain::{AgentId, Channel, QueueId, SkillName, Timestamp, WorkItemId};
 use crate::error::{Error, Result};
 use agent::AgentSlot;
-use idmap::{IdMap, ShardedMap};
+use idmap::IdMap;
 use item::Item;
 use ix::{AgentIx, ClassIx, Dense, ItemIx, QueueIx, SkillIx, Slab};
 use queue::{Class, QueueSlot};

@@ -11,7 +11,7 @@ use crate::domain::{
     Queue, QueueId, Timestamp, WorkItemId,
 };
 use crate::engine::{
-    Command, Effect, Engine, ItemStatus, LimitReason, NewWorkItem, OfferEndReason,
+    Command, Effect, Engine, ItemStatus, LimitReason, NewWorkItem, OfferEndReason, ShardedMap,
 };
 use crate::error::{Error, Result};
 use crate::metrics::RoutingMetrics;
@@ -104,8 +104,10 @@ pub(super) struct Router {
     /// agent the feed has not reported is taken to be AVAILABLE when they
     /// sign in: their ACD client is running, so they are at their desk.
     presence_reported: std::collections::HashSet<AgentId>,
-    /// Every open work item.
-    items: HashMap<WorkItemId, Details>,
+    /// Every open work item, in a map that grows a shard at a time: the
+    /// router answers nothing while a map rehashes, and one holding half a
+    /// million items would copy them all at once.
+    items: ShardedMap<WorkItemId, Details>,
     /// Open interactions: the bridge's id → the current segment.
     interactions: HashMap<InteractionId, WorkItemId>,
     /// Finished work items, oldest first, with their interactions.
@@ -157,7 +159,7 @@ impl Router {
             entry_points: HashMap::new(),
             addresses: HashMap::new(),
             presence_reported: std::collections::HashSet::new(),
-            items: HashMap::new(),
+            items: ShardedMap::default(),
             interactions: HashMap::new(),
             closed: VecDeque::new(),
             closed_ids: std::collections::HashSet::new(),
@@ -795,7 +797,7 @@ impl Router {
 
     fn open_interactions(&self) -> Vec<OpenInteraction> {
         let mut open = Vec::with_capacity(self.items.len());
-        for (id, details) in &self.items {
+        for (id, details) in self.items.iter() {
             let state = if details.wrap_up_since.is_some() {
                 "wrap_up"
             } else if details.connected {
@@ -824,7 +826,7 @@ impl Router {
         self.last_session += 1;
         let session = self.last_session;
         let (notices, receiver) = mpsc::unbounded_channel();
-        for (id, details) in &self.items {
+        for (id, details) in self.items.iter() {
             if details.put_through
                 && !details.connected
                 && let Some(notice) = self.delivery(*id, details)
@@ -995,7 +997,9 @@ impl Router {
                 continue;
             }
             details.put_through = true;
-            if let Some(delivery) = self.delivery(*item, &self.items[item]) {
+            if let Some(details) = self.items.get(item)
+                && let Some(delivery) = self.delivery(*item, details)
+            {
                 self.to_bridges(delivery);
             }
         }
