@@ -11,6 +11,7 @@ use crate::proto::v1::agent_service_client::AgentServiceClient;
 use crate::proto::v1::bridge_service_client::BridgeServiceClient;
 use hdrhistogram::Histogram;
 use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -102,10 +103,16 @@ pub fn histogram() -> Result<Histogram<u64>, BenchError> {
         .map_err(|error| BenchError::Failed(format!("cannot make a histogram: {error}")))
 }
 
+/// A duration in microseconds, at most the histograms' top.
+fn micros(elapsed: Duration) -> u64 {
+    u64::try_from(elapsed.as_micros())
+        .unwrap_or(u64::MAX)
+        .min(HIGHEST_MICROS)
+}
+
 /// Records a duration, saturating at the histogram's top.
 fn record(histogram: &mut Histogram<u64>, elapsed: Duration) {
-    let micros = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX);
-    histogram.saturating_record(micros.min(HIGHEST_MICROS));
+    histogram.saturating_record(micros(elapsed));
 }
 
 /// The submission of the n-th interaction of run `run`; the echo ceiling
@@ -142,95 +149,33 @@ pub async fn connect(url: &str, count: u32) -> Result<Vec<Channel>, BenchError> 
     Ok(channels)
 }
 
-/// Matches acknowledgements with offers, whichever comes first.
-#[derive(Default)]
-struct Matcher {
-    /// Acknowledged, not yet offered: when the answer came.
-    acked: HashMap<String, Instant>,
-    /// Offered before the submitter had its answer.
-    early: HashMap<String, Instant>,
-    /// Offers counted so far.
-    offers: u64,
-    /// Set once the drain is over: later offers are not counted.
-    closed: bool,
+/// An acknowledged submission: its item and when the answer came.
+struct Ack {
+    work_item_id: String,
+    at: Instant,
 }
 
-/// What the matcher held when it was closed.
-struct Closed {
-    /// Acknowledged items never offered.
-    unoffered: Vec<String>,
-    /// Offers of items acknowledged and offered once already.
-    reoffers: u64,
-    /// Offers counted, first and further.
-    offers: u64,
+/// The offers one agent received while they were being counted.
+struct Offers {
+    /// False once the drain is over: later offers are not counted, their
+    /// items are being hung up.
+    counting: bool,
+    /// Each offer's item and when it reached the agent.
+    seen: Vec<Ack>,
 }
 
-/// What the submitters, agents and bridge share.
+/// What the submitters, agents and bridge share. Submitters and agents keep
+/// what they time to themselves, to be matched once the run is over: a
+/// shared map, locked at every answer and every offer, would add its own
+/// cost to every submission measured.
 struct Shared {
-    matcher: Mutex<Matcher>,
     start: Instant,
-    offers_before_ack: AtomicU64,
     flows: AtomicU64,
     /// Microseconds from the start to the latest completed flow.
     last_flow: AtomicU64,
 }
 
 impl Shared {
-    /// A submission was acknowledged; records its latency if its offer came first.
-    fn acked(&self, id: String, at: Instant, latencies: &mut Histogram<u64>) {
-        let Ok(mut matcher) = self.matcher.lock() else {
-            return;
-        };
-        if matcher.early.remove(&id).is_some() {
-            drop(matcher);
-            self.offers_before_ack.fetch_add(1, Ordering::Relaxed);
-            record(latencies, Duration::ZERO);
-            return;
-        }
-        matcher.acked.insert(id, at);
-    }
-
-    /// An offer reached an agent; records its latency if its answer came
-    /// first. Offers after the drain are not counted: their items are being
-    /// hung up.
-    fn offered(&self, id: String, at: Instant, latencies: &mut Histogram<u64>) {
-        let Ok(mut matcher) = self.matcher.lock() else {
-            return;
-        };
-        if matcher.closed {
-            return;
-        }
-        matcher.offers += 1;
-        match matcher.acked.remove(&id) {
-            Some(acked) => {
-                drop(matcher);
-                record(latencies, at.saturating_duration_since(acked));
-            }
-            None => {
-                matcher.early.insert(id, at);
-            }
-        }
-    }
-
-    /// Ends the matching once every submitter has its answers: an offer still
-    /// unmatched then can only be a further offer of an item matched before.
-    fn close(&self) -> Closed {
-        let Ok(mut matcher) = self.matcher.lock() else {
-            return Closed {
-                unoffered: Vec::new(),
-                reoffers: 0,
-                offers: 0,
-            };
-        };
-        matcher.closed = true;
-        let reoffers = matcher.early.drain().count() as u64;
-        Closed {
-            unoffered: matcher.acked.drain().map(|(id, _)| id).collect(),
-            reoffers,
-            offers: matcher.offers,
-        }
-    }
-
     /// A flow completed.
     fn flow_done(&self) {
         self.flows.fetch_add(1, Ordering::Relaxed);
@@ -239,12 +184,65 @@ impl Shared {
     }
 }
 
+/// Acknowledgements matched with offers.
+struct Matched {
+    /// Acknowledgement to first offer, microseconds.
+    arrival_to_offer: Histogram<u64>,
+    /// First offers matched with their acknowledgement.
+    offers: u64,
+    /// Of those, offers that reached the agent before the submitter had
+    /// the answer (recorded as zero latency).
+    before_ack: u64,
+    /// Further offers of items offered once already, and offers of items
+    /// never acknowledged.
+    reoffers: u64,
+    /// Acknowledged items never offered.
+    unoffered: Vec<String>,
+}
+
+/// Matches every acknowledgement with the first offer of its item.
+fn match_offers(acks: Vec<Ack>, offers: Vec<Ack>) -> Result<Matched, BenchError> {
+    let mut first = HashMap::with_capacity(offers.len());
+    let mut reoffers = 0;
+    for offer in offers {
+        match first.entry(offer.work_item_id) {
+            Entry::Vacant(slot) => {
+                slot.insert(offer.at);
+            }
+            Entry::Occupied(_) => reoffers += 1,
+        }
+    }
+    let mut matched = Matched {
+        arrival_to_offer: histogram()?,
+        offers: 0,
+        before_ack: 0,
+        reoffers,
+        unoffered: Vec::new(),
+    };
+    for ack in acks {
+        let Some(offered) = first.remove(&ack.work_item_id) else {
+            matched.unoffered.push(ack.work_item_id);
+            continue;
+        };
+        matched.offers += 1;
+        if offered < ack.at {
+            matched.before_ack += 1;
+        }
+        record(
+            &mut matched.arrival_to_offer,
+            offered.saturating_duration_since(ack.at),
+        );
+    }
+    matched.reoffers += first.len() as u64;
+    Ok(matched)
+}
+
 /// What one submitter measured.
 struct Submitted {
-    acked: u64,
+    acks: Vec<Ack>,
     rejected: u64,
-    arrival_to_offer: Histogram<u64>,
-    submit_latency: Histogram<u64>,
+    /// Submission sent to acknowledgement received, microseconds.
+    submit_latency: Vec<u64>,
 }
 
 /// The bridge's session: its outgoing messages, numbered.
@@ -271,20 +269,25 @@ pub async fn run(plan: &LoadPlan, probe: &Probe) -> Result<LoadResult, BenchErro
     let run_id = uuid::Uuid::new_v4().simple().to_string();
     let (bridge, bridge_reader) = open_bridge(channels[0].clone(), &run_id).await?;
     let shared = Arc::new(Shared {
-        matcher: Mutex::new(Matcher::default()),
         start: Instant::now(),
-        offers_before_ack: AtomicU64::new(0),
         flows: AtomicU64::new(0),
         last_flow: AtomicU64::new(0),
     });
     let (stop_agents, stopped) = watch::channel(false);
     let (ready_tx, mut ready_rx) = mpsc::unbounded_channel::<()>();
     let mut agents = Vec::new();
+    let mut offers_seen = Vec::new();
     for n in 1..=plan.agents {
         let channel = channels[n as usize % channels.len()].clone();
+        let offers = Arc::new(Mutex::new(Offers {
+            counting: true,
+            seen: Vec::new(),
+        }));
+        offers_seen.push(Arc::clone(&offers));
         agents.push(tokio::spawn(agent(
             agent_id(n),
             channel,
+            offers,
             Arc::clone(&shared),
             stopped.clone(),
             ready_tx.clone(),
@@ -330,21 +333,20 @@ pub async fn run(plan: &LoadPlan, probe: &Probe) -> Result<LoadResult, BenchErro
             end,
             Arc::clone(&next),
             run_id.clone(),
-            Arc::clone(&shared),
         )));
     }
-    let mut submitted = 0;
+    let mut acks = Vec::new();
     let mut rejected = 0;
-    let mut arrival_to_offer = histogram()?;
     let mut submit_latency = histogram()?;
     let mut failure = None;
     for task in submitters {
         match task.await {
             Ok(Ok(part)) => {
-                submitted += part.acked;
+                acks.extend(part.acks);
                 rejected += part.rejected;
-                merge(&mut arrival_to_offer, &part.arrival_to_offer)?;
-                merge(&mut submit_latency, &part.submit_latency)?;
+                for micros in part.submit_latency {
+                    submit_latency.saturating_record(micros);
+                }
             }
             Ok(Err(error)) => failure = Some(error),
             Err(error) => {
@@ -353,6 +355,7 @@ pub async fn run(plan: &LoadPlan, probe: &Probe) -> Result<LoadResult, BenchErro
         }
     }
     let submit_secs = start.elapsed().as_secs_f64();
+    let submitted = acks.len() as u64;
     let submit_cpu_secs = between(cpu_at_start, cpu_now().await);
 
     let drained = Instant::now() + plan.duration.clamp(DRAIN.0, DRAIN.1);
@@ -365,8 +368,15 @@ pub async fn run(plan: &LoadPlan, probe: &Probe) -> Result<LoadResult, BenchErro
     let total_secs = start.elapsed().as_secs_f64();
     // Whatever was never offered is hung up, so that a running server is
     // left with nothing of this run waiting.
-    let closed = shared.close();
-    for work_item_id in &closed.unoffered {
+    let mut offers = Vec::new();
+    for seen in &offers_seen {
+        if let Ok(mut seen) = seen.lock() {
+            seen.counting = false;
+            offers.append(&mut seen.seen);
+        }
+    }
+    let matched = match_offers(acks, offers)?;
+    for work_item_id in &matched.unoffered {
         bridge.send(pb::bridge_message::Kind::ConsumerHungUp(
             pb::ConsumerHungUp {
                 work_item_id: work_item_id.clone(),
@@ -376,7 +386,7 @@ pub async fn run(plan: &LoadPlan, probe: &Probe) -> Result<LoadResult, BenchErro
     let _ = stop_agents.send(true);
     for task in agents {
         match task.await {
-            Ok(Ok(latencies)) => merge(&mut arrival_to_offer, &latencies)?,
+            Ok(Ok(())) => {}
             Ok(Err(error)) => failure = failure.or(Some(error)),
             Err(error) => {
                 failure = failure.or(Some(BenchError::Failed(format!(
@@ -399,22 +409,16 @@ pub async fn run(plan: &LoadPlan, probe: &Probe) -> Result<LoadResult, BenchErro
         rejected,
         submit_secs,
         submit_cpu_secs,
-        offers: closed.offers - closed.reoffers,
-        reoffers: closed.reoffers,
-        offers_before_ack: shared.offers_before_ack.load(Ordering::Relaxed),
-        unoffered: closed.unoffered.len() as u64,
+        offers: matched.offers,
+        reoffers: matched.reoffers,
+        offers_before_ack: matched.before_ack,
+        unoffered: matched.unoffered.len() as u64,
         flows: shared.flows.load(Ordering::Relaxed),
         flow_secs,
         total_secs,
-        arrival_to_offer,
+        arrival_to_offer: matched.arrival_to_offer,
         submit_latency,
     })
-}
-
-/// Adds one histogram's counts to another.
-fn merge(into: &mut Histogram<u64>, from: &Histogram<u64>) -> Result<(), BenchError> {
-    into.add(from)
-        .map_err(|error| BenchError::Failed(format!("cannot merge histograms: {error}")))
 }
 
 /// One submitter: takes the next slot, waits for its time when paced, submits.
@@ -425,13 +429,11 @@ async fn submit(
     end: Instant,
     next: Arc<AtomicU64>,
     run_id: String,
-    shared: Arc<Shared>,
 ) -> Result<Submitted, BenchError> {
     let mut part = Submitted {
-        acked: 0,
+        acks: Vec::new(),
         rejected: 0,
-        arrival_to_offer: histogram()?,
-        submit_latency: histogram()?,
+        submit_latency: Vec::new(),
     };
     loop {
         let n = next.fetch_add(1, Ordering::Relaxed);
@@ -452,14 +454,12 @@ async fn submit(
         };
         match client.submit_interaction(request(&run_id, n)).await {
             Ok(answer) => {
-                let acked = Instant::now();
-                record(&mut part.submit_latency, acked - sent);
-                part.acked += 1;
-                shared.acked(
-                    answer.into_inner().work_item_id,
-                    acked,
-                    &mut part.arrival_to_offer,
-                );
+                let at = Instant::now();
+                part.submit_latency.push(micros(at - sent));
+                part.acks.push(Ack {
+                    work_item_id: answer.into_inner().work_item_id,
+                    at,
+                });
             }
             Err(status)
                 if matches!(
@@ -530,17 +530,17 @@ async fn read_bridge(mut stream: tonic::Streaming<pb::BridgeInstruction>, bridge
 }
 
 /// One agent: signs in ready, accepts every offer, finishes wrap-up at once;
-/// returns the latencies of the offers it matched.
+/// notes each offer in `offers` while they are counted.
 async fn agent(
     id: String,
     channel: Channel,
+    offers: Arc<Mutex<Offers>>,
     shared: Arc<Shared>,
     mut stopped: watch::Receiver<bool>,
     ready: mpsc::UnboundedSender<()>,
-) -> Result<Histogram<u64>, BenchError> {
+) -> Result<(), BenchError> {
     use pb::agent_event::Kind as Event;
     use pb::agent_message::Kind as Message;
-    let mut latencies = histogram()?;
     let (sender, requests) = mpsc::unbounded_channel();
     let mut next = 1;
     let mut send = |kind: Message| {
@@ -575,7 +575,15 @@ async fn agent(
         match event.kind {
             Some(Event::Offer(offer)) => {
                 let work_item_id = offer.work_item_id;
-                shared.offered(work_item_id.clone(), Instant::now(), &mut latencies);
+                let at = Instant::now();
+                if let Ok(mut offers) = offers.lock()
+                    && offers.counting
+                {
+                    offers.seen.push(Ack {
+                        work_item_id: work_item_id.clone(),
+                        at,
+                    });
+                }
                 send(Message::Accept(pb::AcceptOffer { work_item_id }));
             }
             Some(Event::ItemEnded(_)) => {
@@ -607,5 +615,5 @@ async fn agent(
         while let Ok(Some(_)) = stream.message().await {}
     })
     .await;
-    Ok(latencies)
+    Ok(())
 }
