@@ -547,7 +547,7 @@ impl Router {
             return answer;
         }
         let mut records = Vec::new();
-        match report {
+        let applied = match report {
             BridgeReport::Connected(item) => {
                 let details = self
                     .items
@@ -574,21 +574,38 @@ impl Router {
                     details.queue.clone(),
                     details.agent.clone(),
                 ));
+                Ok(())
             }
-            BridgeReport::HungUp(item) => self.finish(item, &mut records)?,
+            BridgeReport::HungUp(item) => self.finish(item, &mut records),
             BridgeReport::Ended(item) => {
                 // Ended already (a repeated report, or the consumer's
                 // hang-up came first): the agent's wrap-up goes on.
                 if self.require_open(item)?.wrap_up_since.is_some() {
                     return Ok(self.writer.after_queued());
                 }
-                if !self.end_recovered(item, &mut records) {
-                    self.apply(Command::End(item), &mut records)?;
+                if self.end_recovered(item, &mut records) {
+                    Ok(())
+                } else {
+                    self.apply(Command::End(item), &mut records)
                 }
             }
-            BridgeReport::Transfer { item, queue } => self.transfer(item, queue, &mut records)?,
+            BridgeReport::Transfer { item, queue } => self.transfer(item, queue, &mut records),
+        };
+        self.store(applied, records)
+    }
+
+    /// Stores the records of an operation: its caller waits for the commit
+    /// when it was applied. A refused one may still have moved the router
+    /// on (the timers it fired; a transfer's first segment, ended before
+    /// its next was refused): its records are stored all the same.
+    fn store(&self, applied: Result<()>, records: Vec<Record>) -> Result<Commit> {
+        match applied {
+            Ok(()) => Ok(self.writer.write(records)),
+            Err(error) => {
+                self.writer.write_detached(records);
+                Err(error)
+            }
         }
-        Ok(self.writer.write(records))
     }
 
     /// The answer to a report about an item finished a short while ago: an
@@ -629,10 +646,16 @@ impl Router {
         if self.end_recovered(item, records) {
             return Ok(());
         }
-        match self.engine.item(&item).map(|view| view.status) {
+        let finished = match self.engine.item(&item).map(|view| view.status) {
             Some(ItemStatus::Connected { .. }) => self.apply(Command::End(item), records),
             Some(_) => self.apply(Command::Abandon(item), records),
             None => Err(Error::not_found("work item", item)),
+        };
+        match finished {
+            // The consumer left as the item's own timer ran out (its longest
+            // wait): the timer, fired first, ended it all the same.
+            Err(_) if self.closed_ids.contains(&item) => Ok(()),
+            finished => finished,
         }
     }
 
@@ -752,8 +775,8 @@ impl Router {
             };
         };
         let mut records = Vec::new();
-        self.finish(item, &mut records)?;
-        Ok((item, self.writer.write(records)))
+        let finished = self.finish(item, &mut records);
+        Ok((item, self.store(finished, records)?))
     }
 
     /// Ends an answered segment and queues a new one in `queue`, marked as a transfer.
@@ -1673,44 +1696,132 @@ mod tests {
         answer.try_recv().expect("the router replies at once")
     }
 
+    /// A router driven without its loop, its writer storing into a fresh
+    /// SQLite database.
+    struct Fixture {
+        router: Router,
+        writer_task: tokio::task::JoinHandle<()>,
+        store: Arc<dyn crate::store::Store>,
+        _dir: tempfile::TempDir,
+    }
+
+    impl Fixture {
+        async fn new(queues: Vec<Queue>) -> Self {
+            let dir = tempfile::tempdir().expect("a temporary directory");
+            let store = crate::store::sqlite_in(&dir).await;
+            let registry = prometheus::Registry::new();
+            let observer = Arc::new(StoreMetrics::register(&registry).expect("fresh metrics"));
+            let (writer, writer_task) =
+                Writer::spawn(store.clone(), WriterConfig::default(), observer);
+            let metrics = RoutingMetrics::register(&registry, &queues).expect("fresh metrics");
+            let (stats, _) = broadcast::channel(4);
+            let mut router = Router::new(
+                Clock::start(),
+                writer,
+                LiveConfig::default(),
+                metrics,
+                stats,
+            );
+            router.load_configuration(queues, Vec::new(), Vec::new());
+            Self {
+                router,
+                writer_task,
+                store,
+                _dir: dir,
+            }
+        }
+
+        /// Stops the router, waits for the writer to store what it was
+        /// given, and answers the stored state of each interaction.
+        async fn stored_states(self, interactions: &[&str]) -> Vec<Option<String>> {
+            drop(self.router);
+            self.writer_task.await.expect("the writer flushes and ends");
+            let ids: Vec<InteractionId> = interactions.iter().map(|id| (*id).into()).collect();
+            let stored = self
+                .store
+                .find_work_items(&ids)
+                .await
+                .expect("the store answers");
+            ids.iter()
+                .map(|id| {
+                    stored
+                        .iter()
+                        .find(|item| item.item.interaction_id == *id)
+                        .map(|item| item.state.clone())
+                })
+                .collect()
+        }
+    }
+
+    /// A queue whose items leave it once they have waited a second.
+    fn impatient(id: &str) -> Queue {
+        let mut queue = Queue::new(id.into());
+        queue.limits.max_wait_secs = Some(1);
+        queue
+    }
+
     #[tokio::test]
     async fn a_refused_submission_keeps_the_records_of_the_timers_it_fired() {
-        let dir = tempfile::tempdir().expect("a temporary directory");
-        let store = crate::store::sqlite_in(&dir).await;
-        let registry = prometheus::Registry::new();
-        let observer = Arc::new(StoreMetrics::register(&registry).expect("fresh metrics"));
-        let (writer, writer_task) = Writer::spawn(store.clone(), WriterConfig::default(), observer);
-        let mut queue = Queue::new("sales".into());
-        queue.limits.max_wait_secs = Some(1);
-        let metrics = RoutingMetrics::register(&registry, std::slice::from_ref(&queue))
-            .expect("fresh metrics");
-        let (stats, _) = broadcast::channel(4);
-        let mut router = Router::new(
-            Clock::start(),
-            writer,
-            LiveConfig::default(),
-            metrics,
-            stats,
-        );
-        router.load_configuration(vec![queue], Vec::new(), Vec::new());
-
-        submit(&mut router, submission("waits", "sales")).expect("accepted");
+        let mut fixture = Fixture::new(vec![impatient("sales")]).await;
+        submit(&mut fixture.router, submission("waits", "sales")).expect("accepted");
         // The router's loop is not running: only the next operation fires
         // the item's timer, once its longest wait has passed.
         std::thread::sleep(Duration::from_millis(1_100));
-        let refused = submit(&mut router, submission("lost", "nowhere"));
+        let refused = submit(&mut fixture.router, submission("lost", "nowhere"));
         assert!(refused.is_err(), "a queue that does not exist is refused");
 
-        drop(router);
-        writer_task.await.expect("the writer flushes and ends");
-        let stored = store
-            .find_work_items(&["waits".into()])
-            .await
-            .expect("the store answers");
-        assert_eq!(stored.len(), 1);
+        let states = fixture.stored_states(&["waits"]).await;
+        assert!(states[0].is_some(), "the item is stored");
         assert_ne!(
-            stored[0].state, "waiting",
+            states[0].as_deref(),
+            Some("waiting"),
             "the end the timer gave the waiting item is stored"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_refused_report_keeps_the_records_of_the_timers_it_fired() {
+        let queues = vec![impatient("sales"), Queue::new("support".into())];
+        let mut fixture = Fixture::new(queues).await;
+        submit(&mut fixture.router, submission("waits", "sales")).expect("accepted");
+        let still = submit(&mut fixture.router, submission("still", "support")).expect("accepted");
+        // Only the next operation fires the first item's timer, once its
+        // longest wait has passed: here a report the router refuses.
+        std::thread::sleep(Duration::from_millis(1_100));
+        let refused = fixture.router.report(BridgeReport::Ended(still.item));
+        assert!(
+            matches!(refused, Err(Error::FailedPrecondition(_))),
+            "an item still waiting cannot end"
+        );
+
+        let states = fixture.stored_states(&["waits", "still"]).await;
+        assert!(states[0].is_some(), "the first item is stored");
+        assert_ne!(
+            states[0].as_deref(),
+            Some("waiting"),
+            "the end the timer gave the first item is stored"
+        );
+        assert_eq!(states[1].as_deref(), Some("waiting"));
+    }
+
+    #[tokio::test]
+    async fn a_hang_up_as_the_longest_wait_runs_out_keeps_the_end_the_timer_gave() {
+        let mut fixture = Fixture::new(vec![impatient("sales")]).await;
+        submit(&mut fixture.router, submission("waits", "sales")).expect("accepted");
+        std::thread::sleep(Duration::from_millis(1_100));
+        // The hang-up fires the item's own timer first, which ends it.
+        let ended = fixture.router.end_interaction(&"waits".into());
+        assert!(
+            ended.is_ok(),
+            "the interaction has ended, one way or the other"
+        );
+
+        let states = fixture.stored_states(&["waits"]).await;
+        assert!(states[0].is_some(), "the item is stored");
+        assert_ne!(
+            states[0].as_deref(),
+            Some("waiting"),
+            "the item's end is stored"
         );
     }
 }
