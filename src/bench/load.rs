@@ -73,7 +73,8 @@ pub struct LoadResult {
     /// First offers of acknowledged items that reached an agent, each timed.
     pub offers: u64,
     /// Further offers of items already offered once (after a decline, a
-    /// timeout or a rescind), not timed.
+    /// timeout or a rescind), and offers of items whose acknowledgement the
+    /// run never had (a submitter failed); not timed.
     pub reoffers: u64,
     /// Offers that reached an agent before the submitter had the answer
     /// (recorded as zero latency).
@@ -104,7 +105,7 @@ pub fn histogram() -> Result<Histogram<u64>, BenchError> {
 }
 
 /// A duration in microseconds, at most the histograms' top.
-fn micros(elapsed: Duration) -> u64 {
+fn histogram_micros(elapsed: Duration) -> u64 {
     u64::try_from(elapsed.as_micros())
         .unwrap_or(u64::MAX)
         .min(HIGHEST_MICROS)
@@ -112,7 +113,7 @@ fn micros(elapsed: Duration) -> u64 {
 
 /// Records a duration, saturating at the histogram's top.
 fn record(histogram: &mut Histogram<u64>, elapsed: Duration) {
-    histogram.saturating_record(micros(elapsed));
+    histogram.saturating_record(histogram_micros(elapsed));
 }
 
 /// The submission of the n-th interaction of run `run`; the echo ceiling
@@ -149,9 +150,13 @@ pub async fn connect(url: &str, count: u32) -> Result<Vec<Channel>, BenchError> 
     Ok(channels)
 }
 
-/// An acknowledged submission: its item and when the answer came.
-struct Ack {
+/// An item seen at one moment: a submission's answer or an offer. The run
+/// keeps one per answer and one per offer until it ends, about 100 bytes
+/// each: a minute at 30,000 submissions a second holds some 360 MB.
+struct Seen {
+    /// The item the server named.
     work_item_id: String,
+    /// When the answer or the offer reached the benchmark.
     at: Instant,
 }
 
@@ -161,13 +166,13 @@ struct Offers {
     /// items are being hung up.
     counting: bool,
     /// Each offer's item and when it reached the agent.
-    seen: Vec<Ack>,
+    seen: Vec<Seen>,
 }
 
-/// What the submitters, agents and bridge share. Submitters and agents keep
-/// what they time to themselves, to be matched once the run is over: a
-/// shared map, locked at every answer and every offer, would add its own
-/// cost to every submission measured.
+/// What the agents share: the count of completed flows and when the latest
+/// completed. Submitters and agents keep what they time to themselves, to
+/// be matched once the run is over: a shared map, locked at every answer
+/// and every offer, would add its own cost to every submission measured.
 struct Shared {
     start: Instant,
     flows: AtomicU64,
@@ -179,8 +184,8 @@ impl Shared {
     /// A flow completed.
     fn flow_done(&self) {
         self.flows.fetch_add(1, Ordering::Relaxed);
-        let micros = u64::try_from(self.start.elapsed().as_micros()).unwrap_or(u64::MAX);
-        self.last_flow.fetch_max(micros, Ordering::Relaxed);
+        let since_start = u64::try_from(self.start.elapsed().as_micros()).unwrap_or(u64::MAX);
+        self.last_flow.fetch_max(since_start, Ordering::Relaxed);
     }
 }
 
@@ -200,8 +205,10 @@ struct Matched {
     unoffered: Vec<String>,
 }
 
-/// Matches every acknowledgement with the first offer of its item.
-fn match_offers(acks: Vec<Ack>, offers: Vec<Ack>) -> Result<Matched, BenchError> {
+/// Matches every acknowledgement with the earliest offer of its item, in
+/// `arrival_to_offer` (empty on entry). Offers come agent by agent, so the
+/// earliest of an item's offers may come last.
+fn match_offers(acks: Vec<Seen>, offers: Vec<Seen>, arrival_to_offer: Histogram<u64>) -> Matched {
     let mut first = HashMap::with_capacity(offers.len());
     let mut reoffers = 0;
     for offer in offers {
@@ -209,11 +216,16 @@ fn match_offers(acks: Vec<Ack>, offers: Vec<Ack>) -> Result<Matched, BenchError>
             Entry::Vacant(slot) => {
                 slot.insert(offer.at);
             }
-            Entry::Occupied(_) => reoffers += 1,
+            Entry::Occupied(mut slot) => {
+                reoffers += 1;
+                if offer.at < *slot.get() {
+                    slot.insert(offer.at);
+                }
+            }
         }
     }
     let mut matched = Matched {
-        arrival_to_offer: histogram()?,
+        arrival_to_offer,
         offers: 0,
         before_ack: 0,
         reoffers,
@@ -234,15 +246,19 @@ fn match_offers(acks: Vec<Ack>, offers: Vec<Ack>) -> Result<Matched, BenchError>
         );
     }
     matched.reoffers += first.len() as u64;
-    Ok(matched)
+    matched
 }
 
-/// What one submitter measured.
+/// What one submitter measured, up to its end or its failure.
 struct Submitted {
-    acks: Vec<Ack>,
+    /// Each acknowledged submission's item and when the answer came.
+    acks: Vec<Seen>,
+    /// Submissions refused for a passing reason.
     rejected: u64,
     /// Submission sent to acknowledgement received, microseconds.
     submit_latency: Vec<u64>,
+    /// What stopped the submitter early, if anything did.
+    failure: Option<BenchError>,
 }
 
 /// The bridge's session: its outgoing messages, numbered.
@@ -265,6 +281,10 @@ impl Bridge {
 /// for the plan's duration, waits for the flows to finish, then signs out.
 /// The server's CPU time is read from `probe` as submissions start and end.
 pub async fn run(plan: &LoadPlan, probe: &Probe) -> Result<LoadResult, BenchError> {
+    // Made before anything runs, so that no error after the submissions
+    // can leave their items waiting on the server.
+    let arrival_to_offer = histogram()?;
+    let mut submit_latency = histogram()?;
     let channels = connect(&plan.url, plan.connections).await?;
     let run_id = uuid::Uuid::new_v4().simple().to_string();
     let (bridge, bridge_reader) = open_bridge(channels[0].clone(), &run_id).await?;
@@ -279,15 +299,15 @@ pub async fn run(plan: &LoadPlan, probe: &Probe) -> Result<LoadResult, BenchErro
     let mut offers_seen = Vec::new();
     for n in 1..=plan.agents {
         let channel = channels[n as usize % channels.len()].clone();
-        let offers = Arc::new(Mutex::new(Offers {
+        let agent_offers = Arc::new(Mutex::new(Offers {
             counting: true,
             seen: Vec::new(),
         }));
-        offers_seen.push(Arc::clone(&offers));
+        offers_seen.push(Arc::clone(&agent_offers));
         agents.push(tokio::spawn(agent(
             agent_id(n),
             channel,
-            offers,
+            agent_offers,
             Arc::clone(&shared),
             stopped.clone(),
             ready_tx.clone(),
@@ -337,18 +357,19 @@ pub async fn run(plan: &LoadPlan, probe: &Probe) -> Result<LoadResult, BenchErro
     }
     let mut acks = Vec::new();
     let mut rejected = 0;
-    let mut submit_latency = histogram()?;
     let mut failure = None;
     for task in submitters {
         match task.await {
-            Ok(Ok(part)) => {
+            Ok(part) => {
                 acks.extend(part.acks);
                 rejected += part.rejected;
-                for micros in part.submit_latency {
-                    submit_latency.saturating_record(micros);
+                for latency in part.submit_latency {
+                    submit_latency.saturating_record(latency);
                 }
+                failure = failure.or(part.failure);
             }
-            Ok(Err(error)) => failure = Some(error),
+            // A submitter that panicked takes its answers with it; their
+            // items are left to the server's own timers.
             Err(error) => {
                 failure = Some(BenchError::Failed(format!("a submitter failed: {error}")));
             }
@@ -369,13 +390,13 @@ pub async fn run(plan: &LoadPlan, probe: &Probe) -> Result<LoadResult, BenchErro
     // Whatever was never offered is hung up, so that a running server is
     // left with nothing of this run waiting.
     let mut offers = Vec::new();
-    for seen in &offers_seen {
-        if let Ok(mut seen) = seen.lock() {
-            seen.counting = false;
-            offers.append(&mut seen.seen);
+    for agent_offers in &offers_seen {
+        if let Ok(mut locked) = agent_offers.lock() {
+            locked.counting = false;
+            offers.append(&mut locked.seen);
         }
     }
-    let matched = match_offers(acks, offers)?;
+    let matched = match_offers(acks, offers, arrival_to_offer);
     for work_item_id in &matched.unoffered {
         bridge.send(pb::bridge_message::Kind::ConsumerHungUp(
             pb::ConsumerHungUp {
@@ -429,11 +450,12 @@ async fn submit(
     end: Instant,
     next: Arc<AtomicU64>,
     run_id: String,
-) -> Result<Submitted, BenchError> {
+) -> Submitted {
     let mut part = Submitted {
         acks: Vec::new(),
         rejected: 0,
         submit_latency: Vec::new(),
+        failure: None,
     };
     loop {
         let n = next.fetch_add(1, Ordering::Relaxed);
@@ -455,8 +477,8 @@ async fn submit(
         match client.submit_interaction(request(&run_id, n)).await {
             Ok(answer) => {
                 let at = Instant::now();
-                part.submit_latency.push(micros(at - sent));
-                part.acks.push(Ack {
+                part.submit_latency.push(histogram_micros(at - sent));
+                part.acks.push(Seen {
                     work_item_id: answer.into_inner().work_item_id,
                     at,
                 });
@@ -469,10 +491,15 @@ async fn submit(
             {
                 part.rejected += 1;
             }
-            Err(status) => return Err(status.into()),
+            Err(status) => {
+                // What was acknowledged so far goes back all the same, so
+                // that its items are hung up.
+                part.failure = Some(status.into());
+                break;
+            }
         }
     }
-    Ok(part)
+    part
 }
 
 /// Opens the bridge's session and waits for its hello to be acknowledged.
@@ -576,10 +603,10 @@ async fn agent(
             Some(Event::Offer(offer)) => {
                 let work_item_id = offer.work_item_id;
                 let at = Instant::now();
-                if let Ok(mut offers) = offers.lock()
-                    && offers.counting
+                if let Ok(mut locked) = offers.lock()
+                    && locked.counting
                 {
-                    offers.seen.push(Ack {
+                    locked.seen.push(Seen {
                         work_item_id: work_item_id.clone(),
                         at,
                     });
@@ -616,4 +643,56 @@ async fn agent(
     })
     .await;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An item seen `millis` after `base`.
+    fn seen(base: Instant, work_item_id: &str, millis: u64) -> Seen {
+        Seen {
+            work_item_id: work_item_id.into(),
+            at: base + Duration::from_millis(millis),
+        }
+    }
+
+    #[test]
+    fn an_answer_is_timed_to_the_earliest_offer_of_its_item_whichever_agent_had_it() {
+        let base = Instant::now();
+        let acks = vec![seen(base, "a", 0), seen(base, "b", 10)];
+        // Agent one's offers come first, though agent two had "a" earlier.
+        let offers = vec![seen(base, "a", 9), seen(base, "b", 12), seen(base, "a", 4)];
+
+        let matched = match_offers(acks, offers, histogram().unwrap());
+
+        assert_eq!(matched.offers, 2);
+        assert_eq!(matched.reoffers, 1);
+        assert_eq!(matched.before_ack, 0);
+        assert!(matched.unoffered.is_empty());
+        assert_eq!(matched.arrival_to_offer.len(), 2);
+        assert_eq!(matched.arrival_to_offer.min(), 2_000);
+        assert!(
+            matched
+                .arrival_to_offer
+                .equivalent(matched.arrival_to_offer.max(), 4_000)
+        );
+    }
+
+    #[test]
+    fn answers_never_offered_are_named_and_offers_never_answered_are_counted() {
+        let base = Instant::now();
+        let acks = vec![seen(base, "a", 5), seen(base, "b", 6)];
+        // "a" reached its agent before its submitter had the answer; "c"
+        // was answered to a submitter that failed.
+        let offers = vec![seen(base, "a", 3), seen(base, "c", 7)];
+
+        let matched = match_offers(acks, offers, histogram().unwrap());
+
+        assert_eq!(matched.offers, 1);
+        assert_eq!(matched.before_ack, 1);
+        assert_eq!(matched.unoffered, vec!["b".to_string()]);
+        assert_eq!(matched.reoffers, 1);
+        assert_eq!(matched.arrival_to_offer.max(), 0);
+    }
 }
