@@ -48,8 +48,8 @@ struct Details {
     put_through: bool,
     /// True once the bridge reported it connected.
     connected: bool,
-    /// True once the conversation ended and the agent is wrapping up.
-    /// When the agent's wrap-up of this item began, if it has.
+    /// When the conversation ended and the agent's wrap-up of this item
+    /// began, if it has.
     wrap_up_since: Option<Timestamp>,
     /// The last position and wait (whole seconds) sent to the bridge.
     last_position: Option<(u32, Option<u64>)>,
@@ -112,7 +112,9 @@ pub(super) struct Router {
     interactions: HashMap<InteractionId, WorkItemId>,
     /// Finished work items, oldest first, with their interactions.
     closed: VecDeque<(WorkItemId, InteractionId)>,
-    /// The finished work items in `closed`, for repeated reports about them.
+    /// The finished work items in `closed`, for repeated reports about them
+    /// (only the latest [`RECENTLY_CLOSED`]: an item not in `items` may
+    /// have finished long ago).
     closed_ids: std::collections::HashSet<WorkItemId>,
     /// Finished interactions in `closed`, with their last segment and its
     /// queue, for a repeated submission or end.
@@ -411,8 +413,9 @@ impl Router {
         }
     }
 
-    /// Routes a submission; `done` is told once its records are committed
-    /// (dropped, with nothing written, when it is refused).
+    /// Routes a submission; `done` is told once its records are committed,
+    /// and dropped when it is refused (the records of the timers it fired
+    /// are stored all the same).
     fn submit(
         &mut self,
         submission: Submission,
@@ -472,7 +475,16 @@ impl Router {
             arrived_at: now,
             enqueued_at: now,
         };
-        let (submitted, records) = self.enqueue(record)?;
+        let mut records = Vec::new();
+        let submitted = match self.enqueue(record, &mut records) {
+            Ok(submitted) => submitted,
+            Err(error) => {
+                // The timers it fired moved other items on: their records
+                // are stored even though this submission is refused.
+                self.writer.write_detached(records);
+                return Err(error);
+            }
+        };
         // The answer tells the bridge the item's place in line: position
         // updates send it again only once it changes. (A transfer's new
         // segment has no answer; its first update is news.)
@@ -489,8 +501,9 @@ impl Router {
     }
 
     /// Routes a new work item (first segment or transfer) and returns its
-    /// figures with the records to commit.
-    fn enqueue(&mut self, record: WorkItemRecord) -> Result<(Submitted, Vec<Record>)> {
+    /// figures; the records to commit go into `records`, and when the item
+    /// is refused the records of the timers fired before it stay there.
+    fn enqueue(&mut self, record: WorkItemRecord, records: &mut Vec<Record>) -> Result<Submitted> {
         let item = record.id;
         let new = new_work_item(&record);
         let channel = record.channel;
@@ -502,8 +515,7 @@ impl Router {
             .insert(item, Details::waiting(record, queue.clone()));
         let mut rejected = None;
         let now = self.clock.now();
-        let mut records = Vec::new();
-        self.fire_timers(now, &mut records);
+        self.fire_timers(now, records);
         let start = self.effects.len();
         if let Err(error) = self
             .engine
@@ -512,9 +524,6 @@ impl Router {
             if let Some(details) = self.items.remove(&item) {
                 self.interactions.remove(&details.record.interaction_id);
             }
-            // The timers fired above moved other items on: their records
-            // are stored even though this item is refused.
-            self.writer.write_detached(records);
             return Err(error);
         }
         // Before this item's own events, which `dispatch` adds.
@@ -532,14 +541,14 @@ impl Router {
                 rejected = Some(format!("queue {queue} is full"));
             }
         }
-        self.dispatch(now, &mut records);
+        self.dispatch(now, records);
         let current = self
             .items
             .get(&item)
             .map_or(queue, |details| details.queue.clone());
         let mut submitted = self.figures(item, current, true);
         submitted.rejected = rejected;
-        Ok((submitted, records))
+        Ok(submitted)
     }
 
     fn report(&mut self, report: BridgeReport) -> Result<Commit> {
@@ -654,7 +663,7 @@ impl Router {
         match finished {
             // The consumer left as the item's own timer ran out (its longest
             // wait): the timer, fired first, ended it all the same.
-            Err(_) if self.closed_ids.contains(&item) => Ok(()),
+            Err(_) if !self.items.contains_key(&item) => Ok(()),
             finished => finished,
         }
     }
@@ -813,9 +822,7 @@ impl Router {
             ..details.record.clone()
         };
         self.apply(Command::End(item), records)?;
-        let (_, more) = self.enqueue(next)?;
-        records.extend(more);
-        Ok(())
+        self.enqueue(next, records).map(|_| ())
     }
 
     fn open_interactions(&self) -> Vec<OpenInteraction> {
@@ -1020,8 +1027,10 @@ impl Router {
                 continue;
             }
             details.put_through = true;
-            if let Some(details) = self.items.get(item)
-                && let Some(delivery) = self.delivery(*item, details)
+            if let Some(delivery) = self
+                .items
+                .get(item)
+                .and_then(|marked| self.delivery(*item, marked))
             {
                 self.to_bridges(delivery);
             }
@@ -1753,11 +1762,23 @@ mod tests {
         }
     }
 
-    /// A queue whose items leave it once they have waited a second.
+    /// A queue whose items leave it once they have waited a second: they
+    /// are disconnected, and stored as disposed.
     fn impatient(id: &str) -> Queue {
         let mut queue = Queue::new(id.into());
         queue.limits.max_wait_secs = Some(1);
         queue
+    }
+
+    /// Lets the longest wait of an impatient queue's items pass on the
+    /// router's clock, in paused time, then runs `operation` before tokio's
+    /// clock resumes for the store.
+    async fn after_the_longest_wait<T>(operation: impl FnOnce() -> T) -> T {
+        tokio::time::pause();
+        tokio::time::advance(Duration::from_millis(1_100)).await;
+        let outcome = operation();
+        tokio::time::resume();
+        outcome
     }
 
     #[tokio::test]
@@ -1766,15 +1787,15 @@ mod tests {
         submit(&mut fixture.router, submission("waits", "sales")).expect("accepted");
         // The router's loop is not running: only the next operation fires
         // the item's timer, once its longest wait has passed.
-        std::thread::sleep(Duration::from_millis(1_100));
-        let refused = submit(&mut fixture.router, submission("lost", "nowhere"));
+        let refused =
+            after_the_longest_wait(|| submit(&mut fixture.router, submission("lost", "nowhere")))
+                .await;
         assert!(refused.is_err(), "a queue that does not exist is refused");
 
         let states = fixture.stored_states(&["waits"]).await;
-        assert!(states[0].is_some(), "the item is stored");
-        assert_ne!(
+        assert_eq!(
             states[0].as_deref(),
-            Some("waiting"),
+            Some("disposed"),
             "the end the timer gave the waiting item is stored"
         );
     }
@@ -1787,18 +1808,17 @@ mod tests {
         let still = submit(&mut fixture.router, submission("still", "support")).expect("accepted");
         // Only the next operation fires the first item's timer, once its
         // longest wait has passed: here a report the router refuses.
-        std::thread::sleep(Duration::from_millis(1_100));
-        let refused = fixture.router.report(BridgeReport::Ended(still.item));
+        let refused =
+            after_the_longest_wait(|| fixture.router.report(BridgeReport::Ended(still.item))).await;
         assert!(
             matches!(refused, Err(Error::FailedPrecondition(_))),
             "an item still waiting cannot end"
         );
 
         let states = fixture.stored_states(&["waits", "still"]).await;
-        assert!(states[0].is_some(), "the first item is stored");
-        assert_ne!(
+        assert_eq!(
             states[0].as_deref(),
-            Some("waiting"),
+            Some("disposed"),
             "the end the timer gave the first item is stored"
         );
         assert_eq!(states[1].as_deref(), Some("waiting"));
@@ -1808,20 +1828,19 @@ mod tests {
     async fn a_hang_up_as_the_longest_wait_runs_out_keeps_the_end_the_timer_gave() {
         let mut fixture = Fixture::new(vec![impatient("sales")]).await;
         submit(&mut fixture.router, submission("waits", "sales")).expect("accepted");
-        std::thread::sleep(Duration::from_millis(1_100));
         // The hang-up fires the item's own timer first, which ends it.
-        let ended = fixture.router.end_interaction(&"waits".into());
+        let ended =
+            after_the_longest_wait(|| fixture.router.end_interaction(&"waits".into())).await;
         assert!(
             ended.is_ok(),
             "the interaction has ended, one way or the other"
         );
 
         let states = fixture.stored_states(&["waits"]).await;
-        assert!(states[0].is_some(), "the item is stored");
-        assert_ne!(
+        assert_eq!(
             states[0].as_deref(),
-            Some("waiting"),
-            "the item's end is stored"
+            Some("disposed"),
+            "the end the timer gave is stored, not an abandon"
         );
     }
 }
