@@ -267,6 +267,9 @@ pub async fn run(args: &BenchArgs, options: &ClientOptions) -> Result<(), BenchE
     }
     database.remove().await;
     let (load, before, after, peak_rss_bytes, footprint) = measured?;
+    if let Some(warning) = fell_behind(plan.pace, plan.duration, load.submit_secs) {
+        eprintln!("switchboard bench: {warning}");
+    }
     eprintln!("switchboard bench: measuring the echo ceiling");
     let echo = ceiling::echo(&plan).await?;
     eprintln!("switchboard bench: measuring the raw commit rate");
@@ -347,6 +350,28 @@ async fn measure(plan: &LoadPlan, probe: &Probe, args: &BenchArgs) -> Result<Mea
         .map_err(|error| BenchError::Failed(format!("the memory sampler failed: {error}")))?;
     let after = probe.sample().await?;
     Ok((load?, before, after, peak_rss_bytes, footprint))
+}
+
+/// How much longer than scheduled paced submissions may take before they
+/// are said to have fallen behind.
+const SLIP: f64 = 1.05;
+
+/// A warning when submissions under `--rate` took longer than their
+/// schedule (`submit_secs` against `duration`): their latencies then count
+/// the backlog, which may be the load generator's own limit, every
+/// submitter waiting for an answer, rather than the server's.
+fn fell_behind(pace: Pace, duration: Duration, submit_secs: f64) -> Option<String> {
+    let Pace::Rate(rate) = pace else {
+        return None;
+    };
+    let scheduled = duration.as_secs_f64();
+    (submit_secs > scheduled * SLIP).then(|| {
+        format!(
+            "the submissions fell behind --rate {rate}: {scheduled:.0} s of them took \
+             {submit_secs:.1} s, and the latencies count that backlog; unless the server \
+             is the limit, raise --concurrency"
+        )
+    })
 }
 
 /// A histogram of microseconds as milliseconds at the percentiles that matter.
@@ -539,6 +564,18 @@ mod tests {
             matches!(&error, Some(BenchError::Input(message)) if message.starts_with("agents:")),
             "{error:?}"
         );
+    }
+
+    #[test]
+    fn paced_submissions_that_overran_their_schedule_are_said_to_have_fallen_behind() {
+        let five = Duration::from_secs(5);
+        let warning = fell_behind(Pace::Rate(2950.0), five, 6.2).expect("a warning");
+        assert!(
+            warning.contains("--rate 2950") && warning.contains("6.2 s"),
+            "{warning}"
+        );
+        assert_eq!(fell_behind(Pace::Rate(2950.0), five, 5.1), None);
+        assert_eq!(fell_behind(Pace::Max, five, 60.0), None);
     }
 
     #[test]
