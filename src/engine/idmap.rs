@@ -1,5 +1,6 @@
 //! Hash maps keyed by ids: a fast hasher, and a sharded map for work items
-//! that grows a shard at a time instead of rehashing every item at once.
+//! and interactions that grows a shard at a time instead of rehashing every
+//! key at once.
 
 use std::borrow::Borrow;
 use std::collections::HashMap;
@@ -75,27 +76,34 @@ const SHARDS: usize = 256;
 /// when removals have left too many tombstones; with half a million work
 /// items either stalls the engine for milliseconds and doubles its memory in
 /// one step. A shard holds a 256th of the items, so it does either in microseconds.
+///
+/// Keys hash with the fast id hasher unless `S` says otherwise: keys that
+/// come from outside Switchboard (the bridge's interaction ids) keep
+/// SipHash with a random key, `std`'s `RandomState`.
 #[derive(Debug)]
-pub(crate) struct ShardedMap<K, V> {
+pub(crate) struct ShardedMap<K, V, S = BuildHasherDefault<IdHasher>> {
     /// The shards, chosen by bits 40 to 47 of the hash: the shards' own
     /// tables use the low bits and the top seven, so those stay well spread.
-    shards: Vec<IdMap<K, V>>,
+    shards: Vec<HashMap<K, V, S>>,
+    /// Hashes keys to pick their shard; each shard's table hashes alike.
+    hasher: S,
 }
 
-impl<K: Hash + Eq, V> Default for ShardedMap<K, V> {
+impl<K: Hash + Eq, V, S: BuildHasher + Clone + Default> Default for ShardedMap<K, V, S> {
     fn default() -> Self {
+        let hasher = S::default();
         let mut shards = Vec::with_capacity(SHARDS);
         for _ in 0..SHARDS {
-            shards.push(IdMap::default());
+            shards.push(HashMap::with_hasher(hasher.clone()));
         }
-        Self { shards }
+        Self { shards, hasher }
     }
 }
 
-impl<K: Hash + Eq, V> ShardedMap<K, V> {
+impl<K: Hash + Eq, V, S: BuildHasher> ShardedMap<K, V, S> {
     /// The shard that holds a key.
     fn shard<Q: Hash + ?Sized>(&self, key: &Q) -> usize {
-        let hash = BuildHasherDefault::<IdHasher>::default().hash_one(key);
+        let hash = self.hasher.hash_one(key);
         (hash >> 40) as usize & (SHARDS - 1)
     }
 

@@ -108,17 +108,19 @@ pub(super) struct Router {
     /// router answers nothing while a map rehashes, and one holding half a
     /// million items would copy them all at once.
     items: ShardedMap<WorkItemId, Details>,
-    /// Open interactions: the bridge's id → the current segment.
-    interactions: HashMap<InteractionId, WorkItemId>,
+    /// Open interactions: the bridge's id → the current segment, sharded
+    /// like `items` and for the same reason; the ids come from the bridge,
+    /// so they hash with a random key.
+    interactions: ShardedMap<InteractionId, WorkItemId, std::hash::RandomState>,
     /// Finished work items, oldest first, with their interactions.
     closed: VecDeque<(WorkItemId, InteractionId)>,
     /// The finished work items in `closed`, for repeated reports about them
     /// (only the latest [`RECENTLY_CLOSED`]: an item not in `items` may
     /// have finished long ago).
-    closed_ids: std::collections::HashSet<WorkItemId>,
+    closed_ids: ShardedMap<WorkItemId, ()>,
     /// Finished interactions in `closed`, with their last segment and its
     /// queue, for a repeated submission or end.
-    closed_items: HashMap<InteractionId, (WorkItemId, QueueId)>,
+    closed_items: ShardedMap<InteractionId, (WorkItemId, QueueId), std::hash::RandomState>,
     /// Agents' sessions.
     agent_sessions: HashMap<AgentId, AgentSession>,
     /// Bridge sessions.
@@ -162,10 +164,10 @@ impl Router {
             addresses: HashMap::new(),
             presence_reported: std::collections::HashSet::new(),
             items: ShardedMap::default(),
-            interactions: HashMap::new(),
+            interactions: ShardedMap::default(),
             closed: VecDeque::new(),
-            closed_ids: std::collections::HashSet::new(),
-            closed_items: HashMap::new(),
+            closed_ids: ShardedMap::default(),
+            closed_items: ShardedMap::default(),
             agent_sessions: HashMap::new(),
             bridges: HashMap::new(),
             just_answered: Vec::new(),
@@ -628,7 +630,7 @@ impl Router {
             | BridgeReport::Ended(item)
             | BridgeReport::Transfer { item, .. } => *item,
         };
-        if self.items.contains_key(&item) || !self.closed_ids.contains(&item) {
+        if self.items.contains_key(&item) || !self.closed_ids.contains_key(&item) {
             return None;
         }
         Some(match report {
@@ -1255,7 +1257,7 @@ impl Router {
             return;
         };
         let interaction = details.record.interaction_id;
-        self.closed_ids.insert(item);
+        self.closed_ids.insert(item, ());
         self.closed.push_back((item, interaction.clone()));
         if self.closed.len() > RECENTLY_CLOSED
             && let Some((oldest, its_interaction)) = self.closed.pop_front()
