@@ -168,7 +168,7 @@ mod tests {
 
     #[test]
     fn sharded_map_finds_what_it_stored_and_spreads_it() {
-        let mut map = ShardedMap::default();
+        let mut map: ShardedMap<u128, u32> = ShardedMap::default();
         for n in 0..10_000u128 {
             map.insert(n, n as u32);
         }
@@ -191,5 +191,19 @@ mod tests {
         }
         // 10,000 sequential keys over 256 shards: about 39 each.
         assert!(smallest >= 15 && largest <= 70, "{smallest}..{largest}");
+    }
+
+    #[test]
+    fn a_sharded_map_with_a_random_key_finds_what_it_stored() {
+        let mut map: ShardedMap<String, usize, std::hash::RandomState> = ShardedMap::default();
+        for n in 0..1_000 {
+            map.insert(format!("call-{n}"), n);
+        }
+        assert_eq!(map.get("call-500"), Some(&500));
+        assert_eq!(map.remove("call-500"), Some(500));
+        assert_eq!(map.get("call-500"), None);
+        assert_eq!(map.len(), 999);
+        let used = map.shards.iter().filter(|shard| !shard.is_empty()).count();
+        assert!(used > 200, "1,000 keys over {used} of 256 shards");
     }
 }
