@@ -510,21 +510,30 @@ impl Router {
         let new = new_work_item(&record);
         let channel = record.channel;
         let created = Record::Created(record.clone());
-        self.interactions
+        // Timers first: one that closes a transfer's first segment finds
+        // its interaction still pointing at it.
+        let now = self.clock.now();
+        self.fire_timers(now, records);
+        let previous = self
+            .interactions
             .insert(record.interaction_id.clone(), item);
         let queue = record.queue.clone();
         self.items
             .insert(item, Details::waiting(record, queue.clone()));
         let mut rejected = None;
-        let now = self.clock.now();
-        self.fire_timers(now, records);
         let start = self.effects.len();
         if let Err(error) = self
             .engine
             .apply_into(Command::Submit(new), now, &mut self.effects)
         {
             if let Some(details) = self.items.remove(&item) {
-                self.interactions.remove(&details.record.interaction_id);
+                let interaction = details.record.interaction_id;
+                // A refused transfer leaves the interaction with its first
+                // segment, still in wrap-up.
+                match previous.filter(|segment| self.items.contains_key(segment)) {
+                    Some(segment) => self.interactions.insert(interaction, segment),
+                    None => self.interactions.remove(&interaction),
+                };
             }
             return Err(error);
         }
@@ -535,12 +544,12 @@ impl Router {
         for effect in &self.effects[start..] {
             if let Effect::Rejected {
                 item: rejected_item,
-                queue,
+                queue: full,
                 ..
             } = effect
                 && *rejected_item == item
             {
-                rejected = Some(format!("queue {queue} is full"));
+                rejected = Some(format!("queue {full} is full"));
             }
         }
         self.dispatch(now, records);
@@ -666,7 +675,7 @@ impl Router {
             // The consumer left as the item's own timer ran out (its longest
             // wait): the timer, fired first, ended it all the same.
             Err(_) if !self.items.contains_key(&item) => Ok(()),
-            finished => finished,
+            other => other,
         }
     }
 
