@@ -1,8 +1,9 @@
 //! The load generator of `switchboard bench`: submitters acting as the
 //! interop bridge (`SubmitInteraction`, then `Connected` and `Ended` on the
 //! bridge's session when an item is delivered) and agents accepting every
-//! offer and finishing wrap-up at once. Each offer is timed from the moment
-//! its submission was acknowledged to the moment it reached an agent's stream.
+//! offer and finishing wrap-up at once. Each item's earliest offer is timed
+//! from the moment its submission was acknowledged to the moment it reached
+//! an agent's stream.
 
 use super::BenchError;
 use super::probe::{Probe, between};
@@ -12,7 +13,7 @@ use crate::proto::v1::bridge_service_client::BridgeServiceClient;
 use hdrhistogram::Histogram;
 use std::collections::HashMap;
 use std::collections::hash_map::Entry;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{mpsc, watch};
@@ -23,9 +24,11 @@ use tonic::transport::{Channel, Endpoint};
 /// The entry point of the benchmark centre.
 pub const ENTRY_POINT: &str = "sip:bench@bench.example";
 
-/// Longest and shortest wait, after the last submission, for offered items
+/// Shortest and longest wait, after the last submission, for offered items
 /// to finish their flows and for waiting items to be offered: as long as
-/// the submissions lasted, within these bounds.
+/// the submissions lasted, within these bounds. Resubmitting the
+/// submissions answered UNAVAILABLE, to hang their items up, takes at most
+/// the longest too.
 const DRAIN: (Duration, Duration) = (Duration::from_secs(2), Duration::from_secs(10));
 
 /// How often agents' sessions send a heartbeat, well inside the server's timeout.
@@ -73,8 +76,9 @@ pub struct LoadResult {
     /// First offers of acknowledged items that reached an agent, each timed.
     pub offers: u64,
     /// Further offers of items already offered once (after a decline, a
-    /// timeout or a rescind), and offers of items whose acknowledgement the
-    /// run never had (a submitter failed); not timed.
+    /// timeout or a rescind), and offers of items whose submission was
+    /// answered UNAVAILABLE (its commit hold ran out, though the item was
+    /// made); not timed.
     pub reoffers: u64,
     /// Offers that reached an agent before the submitter had the answer
     /// (recorded as zero latency).
@@ -91,6 +95,9 @@ pub struct LoadResult {
     pub arrival_to_offer: Histogram<u64>,
     /// Submission sent to acknowledgement received, microseconds.
     pub submit_latency: Histogram<u64>,
+    /// Under `--rate`, the most any submission was sent after its slot:
+    /// every submitter was waiting for an answer meanwhile.
+    pub schedule_slip: Duration,
 }
 
 /// The id of the n-th benchmark agent (1-based).
@@ -257,6 +264,11 @@ struct Submitted {
     rejected: u64,
     /// Submission sent to acknowledgement received, microseconds.
     submit_latency: Vec<u64>,
+    /// The numbers of the submissions answered UNAVAILABLE: their items
+    /// may have been made all the same.
+    unavailable: Vec<u64>,
+    /// The most a submission was sent after its slot, under `--rate`.
+    slip: Duration,
     /// What stopped the submitter early, if anything did.
     failure: Option<BenchError>,
 }
@@ -343,6 +355,8 @@ pub async fn run(plan: &LoadPlan, probe: &Probe) -> Result<LoadResult, BenchErro
     let start = Instant::now();
     let end = start + plan.duration;
     let next = Arc::new(AtomicU64::new(0));
+    // Set by a submitter that fails, so that the others stop too.
+    let failed = Arc::new(AtomicBool::new(false));
     let mut submitters = Vec::new();
     for worker in 0..plan.concurrency {
         let client = BridgeServiceClient::new(channels[worker as usize % channels.len()].clone());
@@ -352,17 +366,22 @@ pub async fn run(plan: &LoadPlan, probe: &Probe) -> Result<LoadResult, BenchErro
             start,
             end,
             Arc::clone(&next),
+            Arc::clone(&failed),
             run_id.clone(),
         )));
     }
     let mut acks = Vec::new();
     let mut rejected = 0;
+    let mut unavailable = Vec::new();
+    let mut schedule_slip = Duration::ZERO;
     let mut failure = None;
     for task in submitters {
         match task.await {
             Ok(part) => {
                 acks.extend(part.acks);
                 rejected += part.rejected;
+                unavailable.extend(part.unavailable);
+                schedule_slip = schedule_slip.max(part.slip);
                 for latency in part.submit_latency {
                     submit_latency.saturating_record(latency);
                 }
@@ -371,7 +390,9 @@ pub async fn run(plan: &LoadPlan, probe: &Probe) -> Result<LoadResult, BenchErro
             // A submitter that panicked takes its answers with it; their
             // items are left to the server's own timers.
             Err(error) => {
-                failure = Some(BenchError::Failed(format!("a submitter failed: {error}")));
+                failure = failure.or(Some(BenchError::Failed(format!(
+                    "a submitter failed: {error}"
+                ))));
             }
         }
     }
@@ -397,7 +418,8 @@ pub async fn run(plan: &LoadPlan, probe: &Probe) -> Result<LoadResult, BenchErro
         }
     }
     let matched = match_offers(acks, offers, arrival_to_offer);
-    for work_item_id in &matched.unoffered {
+    let made_anyway = items_made_anyway(channels[0].clone(), &run_id, &unavailable).await;
+    for work_item_id in matched.unoffered.iter().chain(&made_anyway) {
         bridge.send(pb::bridge_message::Kind::ConsumerHungUp(
             pb::ConsumerHungUp {
                 work_item_id: work_item_id.clone(),
@@ -439,7 +461,26 @@ pub async fn run(plan: &LoadPlan, probe: &Probe) -> Result<LoadResult, BenchErro
         total_secs,
         arrival_to_offer: matched.arrival_to_offer,
         submit_latency,
+        schedule_slip,
     })
+}
+
+/// The items of the submissions answered UNAVAILABLE, numbered `numbers`,
+/// asked for again by their interaction ids (a submission is idempotent),
+/// so that those the server made all the same can be hung up. Gives up
+/// after the longest [`DRAIN`].
+async fn items_made_anyway(channel: Channel, run_id: &str, numbers: &[u64]) -> Vec<String> {
+    let mut client = BridgeServiceClient::new(channel);
+    let mut items = Vec::new();
+    let _ = tokio::time::timeout(DRAIN.1, async {
+        for n in numbers {
+            if let Ok(answer) = client.submit_interaction(request(run_id, *n)).await {
+                items.push(answer.into_inner().work_item_id);
+            }
+        }
+    })
+    .await;
+    items
 }
 
 /// One submitter: takes the next slot, waits for its time when paced, submits.
@@ -449,15 +490,18 @@ async fn submit(
     start: Instant,
     end: Instant,
     next: Arc<AtomicU64>,
+    failed: Arc<AtomicBool>,
     run_id: String,
 ) -> Submitted {
     let mut part = Submitted {
         acks: Vec::new(),
         rejected: 0,
         submit_latency: Vec::new(),
+        unavailable: Vec::new(),
+        slip: Duration::ZERO,
         failure: None,
     };
-    loop {
+    while !failed.load(Ordering::Relaxed) {
         let n = next.fetch_add(1, Ordering::Relaxed);
         // When the submission is due: under --rate, its slot in the
         // schedule, so that a stalled server's backlog counts in the
@@ -471,6 +515,7 @@ async fn submit(
                     break;
                 }
                 tokio::time::sleep_until(at).await;
+                part.slip = part.slip.max(Instant::now().saturating_duration_since(at));
                 at
             }
         };
@@ -483,17 +528,17 @@ async fn submit(
                     at,
                 });
             }
-            Err(status)
-                if matches!(
-                    status.code(),
-                    tonic::Code::ResourceExhausted | tonic::Code::Unavailable
-                ) =>
-            {
+            Err(status) if status.code() == tonic::Code::ResourceExhausted => {
                 part.rejected += 1;
+            }
+            Err(status) if status.code() == tonic::Code::Unavailable => {
+                part.rejected += 1;
+                part.unavailable.push(n);
             }
             Err(status) => {
                 // What was acknowledged so far goes back all the same, so
-                // that its items are hung up.
+                // that its items are hung up; the other submitters stop.
+                failed.store(true, Ordering::Relaxed);
                 part.failure = Some(status.into());
                 break;
             }

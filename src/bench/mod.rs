@@ -267,7 +267,7 @@ pub async fn run(args: &BenchArgs, options: &ClientOptions) -> Result<(), BenchE
     }
     database.remove().await;
     let (load, before, after, peak_rss_bytes, footprint) = measured?;
-    if let Some(warning) = fell_behind(plan.pace, plan.duration, load.submit_secs) {
+    if let Some(warning) = fell_behind(plan.pace, load.schedule_slip) {
         eprintln!("switchboard bench: {warning}");
     }
     eprintln!("switchboard bench: measuring the echo ceiling");
@@ -352,24 +352,24 @@ async fn measure(plan: &LoadPlan, probe: &Probe, args: &BenchArgs) -> Result<Mea
     Ok((load?, before, after, peak_rss_bytes, footprint))
 }
 
-/// How much longer than scheduled paced submissions may take before they
-/// are said to have fallen behind.
-const SLIP: f64 = 1.05;
+/// How far behind its slot a paced submission may be sent before the
+/// schedule is said to have slipped: well above the timer's millisecond.
+const SLIP: Duration = Duration::from_millis(10);
 
-/// A warning when submissions under `--rate` took longer than their
-/// schedule (`submit_secs` against `duration`): their latencies then count
-/// the backlog, which may be the load generator's own limit, every
-/// submitter waiting for an answer, rather than the server's.
-fn fell_behind(pace: Pace, duration: Duration, submit_secs: f64) -> Option<String> {
+/// A warning when a submission under `--rate` was sent `slip` after its
+/// slot: every submitter was waiting for an answer meanwhile, and the
+/// latencies count that backlog, which may be the load generator's own
+/// limit rather than the server's.
+fn fell_behind(pace: Pace, slip: Duration) -> Option<String> {
     let Pace::Rate(rate) = pace else {
         return None;
     };
-    let scheduled = duration.as_secs_f64();
-    (submit_secs > scheduled * SLIP).then(|| {
+    (slip > SLIP).then(|| {
         format!(
-            "the submissions fell behind --rate {rate}: {scheduled:.0} s of them took \
-             {submit_secs:.1} s, and the latencies count that backlog; unless the server \
-             is the limit, raise --concurrency"
+            "the submissions fell behind --rate {rate} by up to {} ms, every submitter \
+             waiting for an answer, and the latencies count that backlog; unless the \
+             server is the limit, raise --concurrency",
+            slip.as_millis()
         )
     })
 }
@@ -426,7 +426,10 @@ impl Outcome {
         };
         let pace = match self.plan.pace {
             Pace::Max => json!("max"),
-            Pace::Rate(rate) => json!({ "rate": rate }),
+            Pace::Rate(rate) => json!({
+                "rate": rate,
+                "schedule_slip_ms": load.schedule_slip.as_secs_f64() * 1e3,
+            }),
         };
         json!({
             "mode": self.mode,
@@ -567,15 +570,18 @@ mod tests {
     }
 
     #[test]
-    fn paced_submissions_that_overran_their_schedule_are_said_to_have_fallen_behind() {
-        let five = Duration::from_secs(5);
-        let warning = fell_behind(Pace::Rate(2950.0), five, 6.2).expect("a warning");
+    fn paced_submissions_sent_late_are_said_to_have_fallen_behind() {
+        let late = Duration::from_millis(412);
+        let warning = fell_behind(Pace::Rate(2950.0), late).expect("a warning");
         assert!(
-            warning.contains("--rate 2950") && warning.contains("6.2 s"),
+            warning.contains("--rate 2950") && warning.contains("412 ms"),
             "{warning}"
         );
-        assert_eq!(fell_behind(Pace::Rate(2950.0), five, 5.1), None);
-        assert_eq!(fell_behind(Pace::Max, five, 60.0), None);
+        assert_eq!(
+            fell_behind(Pace::Rate(2950.0), Duration::from_millis(2)),
+            None
+        );
+        assert_eq!(fell_behind(Pace::Max, late), None);
     }
 
     #[test]
