@@ -26,9 +26,8 @@ pub const ENTRY_POINT: &str = "sip:bench@bench.example";
 
 /// Shortest and longest wait, after the last submission, for offered items
 /// to finish their flows and for waiting items to be offered: as long as
-/// the submissions lasted, within these bounds. Resubmitting the
-/// submissions answered UNAVAILABLE, to hang their items up, takes at most
-/// the longest too.
+/// the submissions lasted, within these bounds. Ending the interactions of
+/// submissions answered UNAVAILABLE takes at most the longest too.
 const DRAIN: (Duration, Duration) = (Duration::from_secs(2), Duration::from_secs(10));
 
 /// How often agents' sessions send a heartbeat, well inside the server's timeout.
@@ -96,8 +95,12 @@ pub struct LoadResult {
     /// Submission sent to acknowledgement received, microseconds.
     pub submit_latency: Histogram<u64>,
     /// Under `--rate`, the most any submission was sent after its slot:
-    /// every submitter was waiting for an answer meanwhile.
+    /// every submitter was waiting for an answer meanwhile, or the load
+    /// generator was short of CPU.
     pub schedule_slip: Duration,
+    /// Submissions answered UNAVAILABLE whose interactions could not be
+    /// ended afterwards: their items may still wait on the server.
+    pub unended: u64,
 }
 
 /// The id of the n-th benchmark agent (1-based).
@@ -123,11 +126,16 @@ fn record(histogram: &mut Histogram<u64>, elapsed: Duration) {
     histogram.saturating_record(histogram_micros(elapsed));
 }
 
+/// The bridge's id of the n-th interaction of run `run`.
+fn interaction_id(run: &str, n: u64) -> String {
+    format!("bench-{run}-{n}")
+}
+
 /// The submission of the n-th interaction of run `run`; the echo ceiling
 /// sends the same.
 pub fn request(run: &str, n: u64) -> pb::SubmitInteractionRequest {
     pb::SubmitInteractionRequest {
-        interaction_id: format!("bench-{run}-{n}"),
+        interaction_id: interaction_id(run, n),
         channel: pb::Channel::Voice as i32,
         from_address: format!("sip:consumer-{n}@consumer.example"),
         display_name: format!("Consumer {n}"),
@@ -408,6 +416,9 @@ pub async fn run(plan: &LoadPlan, probe: &Probe) -> Result<LoadResult, BenchErro
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     let total_secs = start.elapsed().as_secs_f64();
+    // Flows completed from here on are the clean-up's, not the run's.
+    let flows = shared.flows.load(Ordering::Relaxed);
+    let last_flow = Duration::from_micros(shared.last_flow.load(Ordering::Relaxed));
     // Whatever was never offered is hung up, so that a running server is
     // left with nothing of this run waiting.
     let mut offers = Vec::new();
@@ -418,14 +429,14 @@ pub async fn run(plan: &LoadPlan, probe: &Probe) -> Result<LoadResult, BenchErro
         }
     }
     let matched = match_offers(acks, offers, arrival_to_offer);
-    let made_anyway = items_made_anyway(channels[0].clone(), &run_id, &unavailable).await;
-    for work_item_id in matched.unoffered.iter().chain(&made_anyway) {
+    for work_item_id in &matched.unoffered {
         bridge.send(pb::bridge_message::Kind::ConsumerHungUp(
             pb::ConsumerHungUp {
                 work_item_id: work_item_id.clone(),
             },
         ));
     }
+    let unended = end_refused(&channels, &run_id, unavailable).await;
     let _ = stop_agents.send(true);
     for task in agents {
         match task.await {
@@ -443,7 +454,6 @@ pub async fn run(plan: &LoadPlan, probe: &Probe) -> Result<LoadResult, BenchErro
     if let Some(error) = failure {
         return Err(error);
     }
-    let last_flow = Duration::from_micros(shared.last_flow.load(Ordering::Relaxed));
     let flow_secs = last_flow
         .saturating_sub(start.saturating_duration_since(shared.start))
         .as_secs_f64();
@@ -456,31 +466,51 @@ pub async fn run(plan: &LoadPlan, probe: &Probe) -> Result<LoadResult, BenchErro
         reoffers: matched.reoffers,
         offers_before_ack: matched.before_ack,
         unoffered: matched.unoffered.len() as u64,
-        flows: shared.flows.load(Ordering::Relaxed),
+        flows,
         flow_secs,
         total_secs,
         arrival_to_offer: matched.arrival_to_offer,
         submit_latency,
         schedule_slip,
+        unended,
     })
 }
 
-/// The items of the submissions answered UNAVAILABLE, numbered `numbers`,
-/// asked for again by their interaction ids (a submission is idempotent),
-/// so that those the server made all the same can be hung up. Gives up
-/// after the longest [`DRAIN`].
-async fn items_made_anyway(channel: Channel, run_id: &str, numbers: &[u64]) -> Vec<String> {
-    let mut client = BridgeServiceClient::new(channel);
-    let mut items = Vec::new();
-    let _ = tokio::time::timeout(DRAIN.1, async {
-        for n in numbers {
-            if let Ok(answer) = client.submit_interaction(request(run_id, *n)).await {
-                items.push(answer.into_inner().work_item_id);
+/// Ends the interactions of the submissions answered UNAVAILABLE, numbered
+/// `numbers`: the server may have made their items all the same (the
+/// commit hold ran out). `EndInteraction` makes nothing: an interaction
+/// never made is not found. The calls share the connections; whatever is
+/// not ended within the longest [`DRAIN`] is counted, and answered.
+async fn end_refused(channels: &[Channel], run_id: &str, numbers: Vec<u64>) -> u64 {
+    let total = numbers.len() as u64;
+    let ended = Arc::new(AtomicU64::new(0));
+    let mut share: Vec<Vec<u64>> = vec![Vec::new(); channels.len()];
+    for (index, n) in numbers.into_iter().enumerate() {
+        share[index % channels.len()].push(n);
+    }
+    let mut enders = tokio::task::JoinSet::new();
+    for (channel, mine) in channels.iter().zip(share) {
+        let mut client = BridgeServiceClient::new(channel.clone());
+        let run = run_id.to_owned();
+        let count = Arc::clone(&ended);
+        enders.spawn(async move {
+            for n in mine {
+                let answer = client
+                    .end_interaction(pb::EndInteractionRequest {
+                        interaction_id: interaction_id(&run, n),
+                        reason: "the benchmark's clean-up".into(),
+                    })
+                    .await;
+                if answer.is_ok()
+                    || answer.is_err_and(|status| status.code() == tonic::Code::NotFound)
+                {
+                    count.fetch_add(1, Ordering::Relaxed);
+                }
             }
-        }
-    })
-    .await;
-    items
+        });
+    }
+    let _ = tokio::time::timeout(DRAIN.1, enders.join_all()).await;
+    total - ended.load(Ordering::Relaxed)
 }
 
 /// One submitter: takes the next slot, waits for its time when paced, submits.
@@ -693,6 +723,58 @@ async fn agent(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cli::apply::apply;
+    use crate::cli::{ClientOptions, Supervisor};
+    use crate::config::ServeConfig;
+    use crate::sim::command::TempDatabase;
+    use crate::sim::live::EmbeddedServer;
+
+    #[tokio::test]
+    async fn interactions_answered_unavailable_are_ended_whether_or_not_they_were_made() {
+        let database = TempDatabase::new("bench-end");
+        let server = EmbeddedServer::start(ServeConfig::ephemeral(database.url()))
+            .await
+            .expect("the server starts");
+        let options = ClientOptions {
+            server: server.url(),
+            json: false,
+            actor: Some("bench-test".into()),
+        };
+        let mut supervisor = Supervisor::connect(&options).await.expect("connects");
+        apply(
+            &mut supervisor,
+            &super::super::centre(1).expect("a centre"),
+            false,
+        )
+        .await
+        .expect("the centre is applied");
+        let channels = connect(&server.url(), 2).await.expect("connects");
+        let mut bridge = BridgeServiceClient::new(channels[0].clone());
+        // Numbers 0 and 1 were made, as when a commit hold runs out; 2 never was.
+        for n in 0..2 {
+            bridge
+                .submit_interaction(request("end", n))
+                .await
+                .expect("submitted");
+        }
+
+        let open = async |bridge: &mut BridgeServiceClient<Channel>| {
+            bridge
+                .list_open_interactions(pb::ListOpenInteractionsRequest {})
+                .await
+                .expect("listed")
+                .into_inner()
+                .interactions
+                .len()
+        };
+        assert_eq!(open(&mut bridge).await, 2, "both wait for an agent");
+
+        let unended = end_refused(&channels, "end", vec![0, 1, 2]).await;
+
+        assert_eq!(unended, 0, "made or not, every interaction is dealt with");
+        assert_eq!(open(&mut bridge).await, 0, "nothing of the run waits");
+        server.stop().await.expect("the server stops");
+    }
 
     /// An item seen `millis` after `base`.
     fn seen(base: Instant, work_item_id: &str, millis: u64) -> Seen {

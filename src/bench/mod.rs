@@ -270,6 +270,13 @@ pub async fn run(args: &BenchArgs, options: &ClientOptions) -> Result<(), BenchE
     if let Some(warning) = fell_behind(plan.pace, load.schedule_slip) {
         eprintln!("switchboard bench: {warning}");
     }
+    if load.unended > 0 {
+        eprintln!(
+            "switchboard bench: {} interactions answered UNAVAILABLE could not be ended; \
+             their items may still wait on the server",
+            load.unended
+        );
+    }
     eprintln!("switchboard bench: measuring the echo ceiling");
     let echo = ceiling::echo(&plan).await?;
     eprintln!("switchboard bench: measuring the raw commit rate");
@@ -357,18 +364,18 @@ async fn measure(plan: &LoadPlan, probe: &Probe, args: &BenchArgs) -> Result<Mea
 const SLIP: Duration = Duration::from_millis(10);
 
 /// A warning when a submission under `--rate` was sent `slip` after its
-/// slot: every submitter was waiting for an answer meanwhile, and the
-/// latencies count that backlog, which may be the load generator's own
-/// limit rather than the server's.
+/// slot: every submitter was waiting for an answer meanwhile, or the load
+/// generator was short of CPU, and the latencies count that backlog, which
+/// may be the load generator's own limit rather than the server's.
 fn fell_behind(pace: Pace, slip: Duration) -> Option<String> {
     let Pace::Rate(rate) = pace else {
         return None;
     };
     (slip > SLIP).then(|| {
         format!(
-            "the submissions fell behind --rate {rate} by up to {} ms, every submitter \
-             waiting for an answer, and the latencies count that backlog; unless the \
-             server is the limit, raise --concurrency",
+            "the submissions fell behind --rate {rate} by up to {} ms, and the latencies \
+             count that backlog: if every submitter was waiting for an answer and the \
+             server is not the limit, raise --concurrency",
             slip.as_millis()
         )
     })
