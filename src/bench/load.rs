@@ -723,8 +723,6 @@ async fn agent(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cli::apply::apply;
-    use crate::cli::{ClientOptions, Supervisor};
     use crate::config::ServeConfig;
     use crate::sim::command::TempDatabase;
     use crate::sim::live::EmbeddedServer;
@@ -735,19 +733,9 @@ mod tests {
         let server = EmbeddedServer::start(ServeConfig::ephemeral(database.url()))
             .await
             .expect("the server starts");
-        let options = ClientOptions {
-            server: server.url(),
-            json: false,
-            actor: Some("bench-test".into()),
-        };
-        let mut supervisor = Supervisor::connect(&options).await.expect("connects");
-        apply(
-            &mut supervisor,
-            &super::super::centre(1).expect("a centre"),
-            false,
-        )
-        .await
-        .expect("the centre is applied");
+        super::super::apply_centre(&server.url(), 1)
+            .await
+            .expect("the centre is applied");
         let channels = connect(&server.url(), 2).await.expect("connects");
         let mut bridge = BridgeServiceClient::new(channels[0].clone());
         // Numbers 0 and 1 were made, as when a commit hold runs out; 2 never was.

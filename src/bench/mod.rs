@@ -308,24 +308,26 @@ pub async fn run(args: &BenchArgs, options: &ClientOptions) -> Result<(), BenchE
 /// after it, its peak memory and the footprint.
 type Measured = (LoadResult, Sample, Sample, Option<f64>, Footprint);
 
-/// Applies the centre, measures the footprint if asked, and runs the load,
-/// with the server's figures before and after it and its peak memory.
-async fn measure(plan: &LoadPlan, probe: &Probe, args: &BenchArgs) -> Result<Measured, BenchError> {
+/// Applies the benchmark centre, with `agents` agents, to the server at `url`.
+async fn apply_centre(url: &str, agents: u32) -> Result<(), BenchError> {
     let options = ClientOptions {
-        server: plan.url.clone(),
+        server: url.to_owned(),
         json: false,
         actor: Some("bench".into()),
     };
     let mut supervisor = Supervisor::connect(&options)
         .await
         .map_err(|error| BenchError::Failed(error.to_string()))?;
-    apply(
-        &mut supervisor,
-        &centre(plan.agents.max(args.sessions))?,
-        false,
-    )
-    .await
-    .map_err(|error| BenchError::Failed(error.to_string()))?;
+    apply(&mut supervisor, &centre(agents)?, false)
+        .await
+        .map_err(|error| BenchError::Failed(error.to_string()))?;
+    Ok(())
+}
+
+/// Applies the centre, measures the footprint if asked, and runs the load,
+/// with the server's figures before and after it and its peak memory.
+async fn measure(plan: &LoadPlan, probe: &Probe, args: &BenchArgs) -> Result<Measured, BenchError> {
+    apply_centre(&plan.url, plan.agents.max(args.sessions)).await?;
     let mut footprint = Footprint::default();
     if args.waiting > 0 {
         eprintln!("switchboard bench: {} waiting items", args.waiting);

@@ -514,29 +514,17 @@ impl Router {
         // its interaction still pointing at it.
         let now = self.clock.now();
         self.fire_timers(now, records);
-        let previous = self
-            .interactions
+        let start = self.effects.len();
+        // The engine takes the item first: a refused one (its transfer's
+        // first segment left as it was) changes nothing of the router's.
+        self.engine
+            .apply_into(Command::Submit(new), now, &mut self.effects)?;
+        self.interactions
             .insert(record.interaction_id.clone(), item);
         let queue = record.queue.clone();
         self.items
             .insert(item, Details::waiting(record, queue.clone()));
         let mut rejected = None;
-        let start = self.effects.len();
-        if let Err(error) = self
-            .engine
-            .apply_into(Command::Submit(new), now, &mut self.effects)
-        {
-            if let Some(details) = self.items.remove(&item) {
-                let interaction = details.record.interaction_id;
-                // A refused transfer leaves the interaction with its first
-                // segment, still in wrap-up.
-                match previous.filter(|segment| self.items.contains_key(segment)) {
-                    Some(segment) => self.interactions.insert(interaction, segment),
-                    None => self.interactions.remove(&interaction),
-                };
-            }
-            return Err(error);
-        }
         // Before this item's own events, which `dispatch` adds.
         records.push(created);
         self.metrics.arrival(&queue, channel);
